@@ -1,0 +1,5 @@
+"""``python -m refundguard`` runs the CLI."""
+
+from refundguard.cli import main
+
+main()

@@ -1,0 +1,247 @@
+"""The ``refundguard`` command line.
+
+Every documented error (:class:`refundguard.errors.RefundGuardError`) and every missing
+or unreadable file is reported as one line on stderr with exit code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from refundguard import paths
+from refundguard.errors import InputError, RefundGuardError
+
+app = typer.Typer(
+    name="refundguard",
+    help="Find buyers who abuse after-sales service, with evidence a person can check.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read.")]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"refundguard: error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def friendly(func: F) -> F:
+    """Turn documented errors into one stderr line and exit code 2.
+
+    Args:
+        func: A command.
+
+    Returns:
+        The wrapped command.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        try:
+            return func(*args, **kwargs)
+        except RefundGuardError as exc:
+            _fail(str(exc))
+        except FileNotFoundError as exc:
+            name = exc.filename or str(exc)
+            _fail(f"file not found: {name} (run the earlier stages first: `dvc repro`)")
+        except PermissionError as exc:
+            _fail(f"permission denied: {exc.filename or exc}")
+        except KeyboardInterrupt:
+            _fail("interrupted")
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@friendly
+def simulate(
+    out: Annotated[Path, typer.Option(help="Folder to write the tables to.")] = paths.SIMULATED_DIR,
+    buyers: Annotated[int | None, typer.Option(help="Number of buyers (default: params).")] = None,
+    days: Annotated[int | None, typer.Option(help="Days simulated (default: params).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: params).")] = None,
+    file_format: Annotated[str | None, typer.Option("--format", help="parquet or csv.")] = None,
+    params: ParamsOpt = paths.PARAMS_FILE,
+) -> None:
+    """Generate a simulated marketplace in the data contract."""
+    from refundguard import simulate as stage
+
+    stage.main(params, out, n_buyers=buyers, days=days, seed=seed, file_format=file_format)
+
+
+@app.command()
+@friendly
+def validate(
+    data: Annotated[
+        Path | None, typer.Option(help="Input folder (default: params data.input_dir).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for validated tables.")] = paths.VALIDATED_DIR,
+    params: ParamsOpt = paths.PARAMS_FILE,
+) -> None:
+    """Check input tables against the contract; quarantine bad rows with reasons."""
+    from refundguard import validate as stage
+
+    result = stage.main(params, out, input_dir=data)
+    for name, r in result.report.items():
+        typer.echo(
+            f"{name:8s} {r['rows_in']:>9,} rows in, {r['rows_valid']:>9,} valid, "
+            f"{r['rows_quarantined']:>7,} quarantined, "
+            f"{r['duplicates_collapsed']:>6,} duplicates collapsed"
+        )
+    typer.echo(f"quarantine: {out / 'quarantine.csv'}")
+
+
+@app.command()
+@friendly
+def sentiment(params: ParamsOpt = paths.PARAMS_FILE) -> None:
+    """Train the review sentiment model on star ratings and score every review."""
+    from refundguard import sentiment as stage
+
+    stage.main(params)
+
+
+@app.command()
+@friendly
+def featurize(params: ParamsOpt = paths.PARAMS_FILE) -> None:
+    """Build point-in-time features and targets for every cutoff."""
+    from refundguard import features as stage
+
+    snaps = stage.main(params)
+    typer.echo(
+        f"{len(snaps):,} rows, {int(snaps['target'].sum()):,} positives, "
+        f"{snaps['cutoff'].nunique()} cutoffs -> {paths.FEATURES_DIR}"
+    )
+
+
+@app.command()
+@friendly
+def train(params: ParamsOpt = paths.PARAMS_FILE) -> None:
+    """Train LightGBM on the time split and log the run to MLflow."""
+    from refundguard import train as stage
+
+    model = stage.main(params)
+    typer.echo(
+        f"best iteration {model.best_iteration}; validation AP "
+        f"{model.valid_metrics['average_precision']:.3f} -> {paths.MODEL_DIR}"
+    )
+
+
+@app.command()
+@friendly
+def evaluate(params: ParamsOpt = paths.PARAMS_FILE) -> None:
+    """Measure the model and the rule baseline on the test window."""
+    from refundguard import evaluate as stage
+
+    m = stage.main(params)
+    for who in ("model", "baseline"):
+        typer.echo(
+            f"{who:8s} ROC-AUC {m[f'{who}.roc_auc']:.3f}  AP {m[f'{who}.average_precision']:.3f}"
+            f"  recall@FPR {m[f'{who}.recall_at_fpr']:.3f}"
+            f"  precision@top {m[f'{who}.precision_at_top']:.3f}"
+        )
+    typer.echo(f"metrics: {paths.METRICS_FILE}")
+
+
+@app.command()
+@friendly
+def export(params: ParamsOpt = paths.PARAMS_FILE) -> None:
+    """Export the scorer as an MLflow pyfunc model folder."""
+    from refundguard import export as stage
+
+    typer.echo(f"scorer: {stage.main(params)}")
+
+
+def _read_buyer_list(path: Path) -> list[str]:
+    import pandas as pd
+
+    from refundguard.io import read_raw_table
+
+    frame = read_raw_table(path)
+    if "buyer_id" in frame.columns:
+        col = frame["buyer_id"]
+    elif len(frame.columns) == 1:
+        col = frame.iloc[:, 0]
+    else:
+        raise InputError(f"{path}: needs a 'buyer_id' column")
+    ids = col.dropna().astype("str").str.strip()
+    ids = ids[ids != ""]
+    if ids.empty:
+        raise InputError(f"{path}: no buyer ids")
+    return list(pd.unique(ids))
+
+
+def _parse_as_of(value: str, timezone: str) -> Any:
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"--as-of: not a date or time: {value!r}") from exc
+    if ts is pd.NaT:
+        raise InputError(f"--as-of: not a date or time: {value!r}")
+    return ts.tz_localize(timezone) if ts.tzinfo is None else ts
+
+
+@app.command()
+@friendly
+def score(
+    model: Annotated[Path, typer.Option(help="Exported scorer folder.")] = paths.SCORER_DIR,
+    data: Annotated[
+        Path, typer.Option(help="Folder of raw tables (orders, refunds, ...).")
+    ] = paths.SIMULATED_DIR,
+    buyers: Annotated[Path, typer.Option(help="CSV with a buyer_id column.")] = Path("buyers.csv"),
+    as_of: Annotated[
+        str,
+        typer.Option(
+            "--as-of",
+            help="Use only what was known before this date/time (local unless it has an offset).",
+        ),
+    ] = "",
+    out: Annotated[Path, typer.Option(help="Output CSV.")] = Path("scores.csv"),
+    encoding: Annotated[str, typer.Option(help="CSV encoding or auto.")] = "auto",
+    params: ParamsOpt = paths.PARAMS_FILE,
+) -> None:
+    """Score a list of buyers from raw tables as of a date."""
+    from refundguard.config import load_params
+    from refundguard.io import write_csv
+    from refundguard.scorer import Scorer
+    from refundguard.validate import read_tables, validate_tables
+
+    if not as_of:
+        raise InputError("--as-of is required (e.g. --as-of 2025-06-30)")
+    cfg = load_params(params) if params.is_file() else None
+    timezone = cfg.base.timezone if cfg else "Asia/Shanghai"
+    max_chars = cfg.validate.max_text_chars if cfg else 2000
+    when = _parse_as_of(as_of, timezone)
+    scorer = Scorer.load(model)
+    buyer_ids = _read_buyer_list(buyers)
+    result = validate_tables(
+        read_tables(data, encoding), timezone=timezone, max_text_chars=max_chars
+    )
+    quarantined = len(result.quarantine)
+    if quarantined:
+        qfile = out.with_name(out.stem + ".quarantine.csv")
+        write_csv(result.quarantine, qfile)
+        typer.echo(f"{quarantined:,} input rows quarantined with reasons: {qfile}", err=True)
+    scores = scorer.score_events(result.tables, when, buyer_ids)
+    write_csv(scores, out)
+    counts = scores["tier"].value_counts()
+    summary = ", ".join(
+        f"{t} {int(counts.get(t, 0)):,}" for t in ("trusted", "standard", "review", "restrict")
+    )
+    typer.echo(f"scored {len(scores):,} buyers as of {when.isoformat()} ({summary}) -> {out}")
+
+
+def main() -> None:
+    """Entry point for ``python -m refundguard``."""
+    app()

@@ -1,0 +1,379 @@
+"""Typed parameters: params.yaml, grouped by stage, loaded once into frozen dataclasses.
+
+Every stage's ``main()`` calls :func:`load_params` and hands plain values from these
+dataclasses to its core functions; no raw dictionary travels further than this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from refundguard.errors import ConfigError
+from refundguard.paths import PARAMS_FILE, PROJECT_ROOT
+
+
+@dataclass(frozen=True)
+class BaseParams:
+    """Settings that every stage shares.
+
+    Attributes:
+        seed: Seed for every random generator, so that runs repeat exactly.
+        timezone: Zone of naive timestamps in the input tables; converted to UTC on reading.
+        first_cutoff: First snapshot date (local), or None to derive it from the data.
+        last_cutoff: Last snapshot date (local), or None to derive it from the data.
+        cutoff_step_days: Days between consecutive snapshot cutoffs.
+        horizon_days: Label horizon H: a row's target is "labeled abuser within H days
+            after the cutoff". Also the minimum gap between train, validation and test.
+        min_history_days: Days of data needed before the first derived cutoff.
+    """
+
+    seed: int = 42
+    timezone: str = "Asia/Shanghai"
+    first_cutoff: str | None = None
+    last_cutoff: str | None = None
+    cutoff_step_days: int = 28
+    horizon_days: int = 56
+    min_history_days: int = 120
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Where the input tables are.
+
+    Attributes:
+        input_dir: Folder holding orders, refunds, reviews, labels and (optionally) buyers,
+            as .csv or .parquet. Relative paths are taken from the project root.
+        truth_file: Optional file of every buyer's true segment (simulated data only);
+            read by evaluation alone. Missing file means no segment figures.
+        encoding: CSV encoding, or "auto" to try UTF-8 (with or without BOM), then GB18030.
+    """
+
+    input_dir: str = "data/simulated"
+    truth_file: str | None = "data/simulated/truth.parquet"
+    encoding: str = "auto"
+
+    def input_path(self) -> Path:
+        """Input folder as an absolute path."""
+        return _rooted(self.input_dir)
+
+    def truth_path(self) -> Path | None:
+        """Truth file as an absolute path, or None when not configured."""
+        return _rooted(self.truth_file) if self.truth_file else None
+
+
+@dataclass(frozen=True)
+class SimulateParams:
+    """Size and behaviour of the simulated marketplace.
+
+    Attributes:
+        worlds: Names of the worlds the simulate stage writes; [] turns the stage off
+            (use that when ``data.input_dir`` points at your own tables).
+        n_buyers: Number of buyer accounts.
+        start: First day of activity (local date).
+        days: Length of the simulated period in days.
+        segment_shares: Share of buyers in each segment; the rest are ordinary honest buyers.
+        label_coverage: Share of abusers who ever receive a label.
+        label_delay_days: Range of days between abuse and its label decision.
+        false_report_rate: Share of honest look-alike buyers wrongly labeled abusers.
+        legit_label_rate: Share of honest buyers with a confirmed-legitimate label (0).
+        traditional_share: Share of Chinese review texts written in traditional characters.
+        english_share: Share of review texts in English.
+        emoji_share: Share of review texts carrying emoji.
+        file_format: "parquet" or "csv".
+    """
+
+    worlds: tuple[str, ...] = ("default",)
+    n_buyers: int = 20_000
+    start: str = "2024-01-01"
+    days: int = 730
+    segment_shares: dict[str, float] = field(
+        default_factory=lambda: {
+            "size_bracketer": 0.05,
+            "logistics_victim": 0.04,
+            "picky_reviewer": 0.05,
+            "household": 0.06,
+            "refund_only_claimer": 0.03,
+            "extortion_reviewer": 0.015,
+            "wardrober": 0.02,
+            "ring_member": 0.02,
+        }
+    )
+    label_coverage: float = 0.6
+    label_delay_days: tuple[int, int] = (14, 70)
+    false_report_rate: float = 0.02
+    legit_label_rate: float = 0.02
+    traditional_share: float = 0.12
+    english_share: float = 0.06
+    emoji_share: float = 0.2
+    file_format: Literal["parquet", "csv"] = "parquet"
+
+
+@dataclass(frozen=True)
+class ValidateParams:
+    """Contract enforcement.
+
+    Attributes:
+        max_reject_share: A table with a larger share of quarantined rows stops the run.
+        max_text_chars: Review and reason texts are cut to this many characters.
+    """
+
+    max_reject_share: float = 0.2
+    max_text_chars: int = 2000
+
+
+@dataclass(frozen=True)
+class SentimentParams:
+    """Review sentiment model, trained on the reviews' own star ratings.
+
+    Attributes:
+        ngram_min: Smallest character n-gram.
+        ngram_max: Largest character n-gram.
+        hash_bits: The n-grams are hashed into 2**hash_bits weights.
+        C: Inverse regularisation strength of the logistic regression.
+        max_iter: Iteration cap of the solver.
+        min_labeled_reviews: Fewer rated reviews with text than this: no model is trained
+            and every sentiment is missing (NaN), which the features allow.
+        max_chars: Texts are cut to this many characters before featurising.
+    """
+
+    ngram_min: int = 1
+    ngram_max: int = 3
+    hash_bits: int = 20
+    C: float = 4.0
+    max_iter: int = 1000
+    min_labeled_reviews: int = 200
+    max_chars: int = 500
+
+
+@dataclass(frozen=True)
+class FeaturesParams:
+    """Per-buyer, point-in-time features.
+
+    Attributes:
+        windows_days: Look-back windows [T - w, T) for counts and rates.
+        fast_refund_hours: A request this soon after delivery counts as "fast".
+        active_days: A buyer is scored at a cutoff if they ordered in this many days before it.
+    """
+
+    windows_days: tuple[int, ...] = (30, 90, 365)
+    fast_refund_hours: float = 24.0
+    active_days: int = 365
+
+
+@dataclass(frozen=True)
+class LightGBMParams:
+    """LightGBM booster settings (see LightGBM's parameter docs for each)."""
+
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 40
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    bagging_freq: int = 1
+    lambda_l2: float = 1.0
+    max_bin: int = 255
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 100
+    num_threads: int = 2
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Time split, booster and calibration.
+
+    Attributes:
+        n_valid_cutoffs: Cutoffs in the validation window (early stopping, calibration).
+        n_test_cutoffs: Cutoffs in the test window, the last ones with mature labels.
+        lightgbm: Booster settings.
+        calibration: "isotonic" or "platt", fitted on the validation window.
+    """
+
+    n_valid_cutoffs: int = 1
+    n_test_cutoffs: int = 1
+    lightgbm: LightGBMParams = field(default_factory=LightGBMParams)
+    calibration: Literal["isotonic", "platt"] = "isotonic"
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """Test-period metrics.
+
+    Attributes:
+        top_share: Precision is measured in this top share of buyers by score.
+        max_fpr: Recall is measured at this false-positive rate.
+        baseline_feature: Feature the rule baseline ranks buyers by.
+        baseline_threshold: Value of that feature from which the rule flags a buyer.
+    """
+
+    top_share: float = 0.01
+    max_fpr: float = 0.01
+    baseline_feature: str = "refund_rate_count_90d"
+    baseline_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    """Probability thresholds of the policy tiers (lower bound of each tier).
+
+    Attributes:
+        standard_from: Below this, "trusted" (instant refund allowed).
+        review_from: From this, "review" (a person checks; goods come back first).
+        restrict_from: From this, "restrict" (refund-only blocked, case escalated).
+    """
+
+    standard_from: float = 0.02
+    review_from: float = 0.2
+    restrict_from: float = 0.6
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    """Batch scoring.
+
+    Attributes:
+        chunk_size: Buyers scored per chunk.
+    """
+
+    chunk_size: int = 100_000
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every block of params.yaml."""
+
+    base: BaseParams = field(default_factory=BaseParams)
+    data: DataParams = field(default_factory=DataParams)
+    simulate: SimulateParams = field(default_factory=SimulateParams)
+    validate: ValidateParams = field(default_factory=ValidateParams)
+    sentiment: SentimentParams = field(default_factory=SentimentParams)
+    features: FeaturesParams = field(default_factory=FeaturesParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    policy: PolicyParams = field(default_factory=PolicyParams)
+    score: ScoreParams = field(default_factory=ScoreParams)
+
+
+def _rooted(path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Turn a YAML value into the annotated type, or raise ConfigError naming the key."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"params: '{where}' must be a mapping, got {value!r}")
+        return _build(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"params: '{where}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"params: '{where}' must be a list, got {value!r}")
+        item_t = args[0]
+        return tuple(_convert(v, item_t, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"params: '{where}' must be a mapping, got {value!r}")
+        return {str(k): _convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"params: '{where}' must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"params: '{where}' must be a whole number, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"params: '{where}' must be text, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"params: unknown key '{prefix}{unknown[0]}' (known: {sorted(known)})")
+    kwargs = {
+        name: _convert(value, hints[name], f"{where}.{name}" if where else name)
+        for name, value in raw.items()
+    }
+    return cls(**kwargs)
+
+
+def params_from_dict(raw: dict[str, Any]) -> Params:
+    """Build :class:`Params` from a parsed params.yaml, defaults filling what is absent.
+
+    Args:
+        raw: The parsed YAML mapping.
+
+    Returns:
+        The typed parameters.
+
+    Raises:
+        ConfigError: An unknown key or a value of the wrong type, named in the message.
+    """
+    params: Params = _build(Params, raw or {}, "")
+    _check(params)
+    return params
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Read params.yaml into typed, frozen parameters.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The typed parameters.
+
+    Raises:
+        ConfigError: The file is missing or unreadable, or holds a bad key or value.
+    """
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"params file not found: {path}") from exc
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read params file {path}: {exc}") from exc
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"params file {path} must hold a mapping of stage blocks")
+    return params_from_dict(raw or {})
+
+
+def _check(p: Params) -> None:
+    if p.base.horizon_days <= 0 or p.base.cutoff_step_days <= 0:
+        raise ConfigError("params: base.horizon_days and base.cutoff_step_days must be > 0")
+    if not 0 < p.validate.max_reject_share <= 1:
+        raise ConfigError("params: validate.max_reject_share must be in (0, 1]")
+    pol = p.policy
+    if not 0 < pol.standard_from < pol.review_from < pol.restrict_from < 1:
+        raise ConfigError(
+            "params: policy thresholds must satisfy 0 < standard_from < review_from "
+            "< restrict_from < 1"
+        )
+    if not 0 < p.evaluate.top_share < 1 or not 0 < p.evaluate.max_fpr < 1:
+        raise ConfigError("params: evaluate.top_share and evaluate.max_fpr must be in (0, 1)")
+    if sum(p.simulate.segment_shares.values()) >= 1:
+        raise ConfigError("params: simulate.segment_shares must add up to less than 1")
+    if p.sentiment.ngram_min < 1 or p.sentiment.ngram_max < p.sentiment.ngram_min:
+        raise ConfigError("params: sentiment n-gram range must satisfy 1 <= min <= max")

@@ -1,0 +1,931 @@
+"""Features stage: per-buyer features as of a cutoff, point in time.
+
+Two clocks govern every fact. An event counts at cutoff T only if it happened before T
+(``created_at``, ``requested_at`` < T), and a refund's outcome counts only if it was known
+before T (``resolved_at`` < T; otherwise the request is still pending at T). Delivery
+times after T are unknown at T. Windows are half-open, [T - w, T).
+
+A buyer's features depend only on that buyer's own rows, so the computation can run per
+partition of buyers on a distributed engine. Every feature is declared once in the
+catalog (:func:`build_catalog`), with its meaning in Chinese and English, its unit, window
+and risk direction; the README's feature table is generated from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from refundguard.config import FeaturesParams, load_params
+from refundguard.errors import DataContractError
+from refundguard.io import read_json, write_json, write_parquet
+from refundguard.paths import FEATURES_DIR, PARAMS_FILE, SENTIMENT_DIR, VALIDATED_DIR
+from refundguard.timesplit import label_targets, make_cutoffs
+
+FeatureGroup = Literal["orders", "refunds", "sellers", "reviews"]
+Unit = Literal["count", "cny", "share", "days", "hours", "stars", "score"]
+
+EVIDENCE_REASONS = ("not_received", "damaged", "missing_parts")
+QUALITY_REASONS = ("quality", "not_as_described", "wrong_item")
+FIT_REASONS = ("size_fit", "changed_mind")
+HOUR = np.timedelta64(1, "h")
+DAY = np.timedelta64(1, "D")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything known at one cutoff, as flat arrays keyed by integer buyer codes.
+
+    Attributes:
+        cutoff: The cutoff T (UTC).
+        n_buyers: Number of buyer codes; arrays of per-buyer values have this length.
+        orders: Orders created before T; ``delivered_at`` is NaT where not known by T.
+        refunds: Requests made before T, joined to their order; ``status_at_cutoff`` is
+            "pending" where the outcome was not known by T.
+        reviews: Reviews posted before T, with a ``sentiment`` column (NaN if unscored).
+        registered_at: Account opening time per buyer code (NaT if unknown).
+    """
+
+    cutoff: pd.Timestamp
+    n_buyers: int
+    orders: pd.DataFrame
+    refunds: pd.DataFrame
+    reviews: pd.DataFrame
+    registered_at: np.ndarray
+
+    def since(self, table: Literal["orders", "refunds", "reviews"], days: int) -> np.ndarray:
+        """Mask of a table's rows in the window [T - days, T).
+
+        Args:
+            table: Which table.
+            days: Window length.
+
+        Returns:
+            Boolean mask over the table's rows.
+        """
+        df = getattr(self, table)
+        col = "requested_at" if table == "refunds" else "created_at"
+        start = self.cutoff - pd.Timedelta(days=days)
+        return (df[col] >= start).to_numpy()
+
+    def count(self, table: Literal["orders", "refunds", "reviews"], mask: np.ndarray) -> np.ndarray:
+        """Rows per buyer among the masked rows.
+
+        Args:
+            table: Which table.
+            mask: Rows to count.
+
+        Returns:
+            Counts per buyer code, as float64.
+        """
+        codes = getattr(self, table)["b"].to_numpy()
+        return np.bincount(codes[mask], minlength=self.n_buyers).astype("float64")
+
+    def total(
+        self, table: Literal["orders", "refunds", "reviews"], values: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        """Sum of values per buyer among the masked rows.
+
+        Args:
+            table: Which table.
+            values: One value per row of the table.
+            mask: Rows to add up.
+
+        Returns:
+            Sums per buyer code.
+        """
+        codes = getattr(self, table)["b"].to_numpy()
+        return np.bincount(codes[mask], weights=values[mask], minlength=self.n_buyers)
+
+    def reduce(
+        self,
+        table: Literal["orders", "refunds", "reviews"],
+        values: np.ndarray,
+        mask: np.ndarray,
+        how: Literal["median", "min", "max", "nunique"],
+    ) -> np.ndarray:
+        """A per-buyer statistic of the masked values; NaN for buyers with none.
+
+        Args:
+            table: Which table.
+            values: One value per row of the table.
+            mask: Rows to use.
+            how: The statistic.
+
+        Returns:
+            One value per buyer code.
+        """
+        codes = getattr(self, table)["b"].to_numpy()[mask]
+        vals = pd.Series(values[mask])
+        grouped = getattr(vals.groupby(codes, sort=False), how)()
+        out = np.full(self.n_buyers, np.nan)
+        out[grouped.index.to_numpy()] = grouped.to_numpy(dtype="float64")
+        if how == "nunique":
+            out = np.nan_to_num(out, nan=0.0)
+        return out
+
+
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Divide num by den, NaN where den is 0 (nothing to measure is unknown, not 0).
+
+    Args:
+        num: Numerators.
+        den: Denominators.
+
+    Returns:
+        The ratios.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+Compute = Callable[[Snapshot], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One entry of the feature catalog.
+
+    Attributes:
+        name: Column name.
+        group: Feature group (used by ablations and reports).
+        en: What it measures, in English, in one sentence.
+        zh: The same in Chinese.
+        unit: Unit of the value.
+        window_days: Look-back window, or None for "all history before the cutoff".
+        direction: +1 if a higher value means more risk, -1 less risk, 0 neither.
+        nullable: The value may be NaN (nothing to measure), which LightGBM treats as missing.
+        compute: Function of a snapshot returning one value per buyer code.
+    """
+
+    name: str
+    group: FeatureGroup
+    en: str
+    zh: str
+    unit: Unit
+    window_days: int | None
+    direction: Literal[-1, 0, 1]
+    nullable: bool
+    compute: Compute
+
+
+def _orders_features(windows: Sequence[int]) -> list[Feature]:
+    out: list[Feature] = []
+    for w in windows:
+        out += [
+            Feature(
+                f"orders_{w}d",
+                "orders",
+                f"Orders placed in the last {w} days.",
+                f"近{w}天下单数。",
+                "count",
+                w,
+                0,
+                False,
+                lambda s, w=w: s.count("orders", s.since("orders", w)),
+            ),
+            Feature(
+                f"spend_{w}d",
+                "orders",
+                f"Total order value in the last {w} days.",
+                f"近{w}天下单总金额。",
+                "cny",
+                w,
+                0,
+                False,
+                lambda s, w=w: s.total(
+                    "orders", s.orders["amount"].to_numpy(), s.since("orders", w)
+                ),
+            ),
+        ]
+    long = max(windows)
+    out += [
+        Feature(
+            f"mean_order_value_{long}d",
+            "orders",
+            f"Average order value over {long} days.",
+            f"近{long}天平均客单价。",
+            "cny",
+            long,
+            0,
+            True,
+            lambda s: ratio(
+                s.total("orders", s.orders["amount"].to_numpy(), s.since("orders", long)),
+                s.count("orders", s.since("orders", long)),
+            ),
+        ),
+        Feature(
+            "account_age_days",
+            "orders",
+            "Days since the account was opened (or first order).",
+            "账号注册天数(无注册时间时按首单计)。",
+            "days",
+            None,
+            -1,
+            True,
+            _account_age,
+        ),
+        Feature(
+            "days_since_first_order",
+            "orders",
+            "Days since the buyer's first order.",
+            "距首单天数。",
+            "days",
+            None,
+            -1,
+            True,
+            lambda s: _days_before_cutoff(s, "min"),
+        ),
+        Feature(
+            "days_since_last_order",
+            "orders",
+            "Days since the buyer's latest order.",
+            "距最近一单天数。",
+            "days",
+            None,
+            0,
+            True,
+            lambda s: _days_before_cutoff(s, "max"),
+        ),
+    ]
+    return out
+
+
+def _days_before_cutoff(s: Snapshot, how: Literal["min", "max"]) -> np.ndarray:
+    created = s.orders["created_at"].to_numpy()
+    everything = np.ones(len(s.orders), dtype=bool)
+    age = (np.datetime64(s.cutoff.tz_convert(None)) - created) / DAY
+    return s.reduce("orders", age.astype("float64"), everything, "max" if how == "min" else "min")
+
+
+def _account_age(s: Snapshot) -> np.ndarray:
+    first = _days_before_cutoff(s, "min")
+    reg = (np.datetime64(s.cutoff.tz_convert(None)) - s.registered_at) / DAY
+    reg = reg.astype("float64")
+    # Registration after the cutoff is not known at the cutoff.
+    reg[reg < 0] = np.nan
+    # An account is at least as old as its first order, whatever the register says.
+    return np.fmax(reg, first)
+
+
+def _refund_features(windows: Sequence[int], fast_hours: float) -> list[Feature]:
+    out: list[Feature] = []
+    for w in windows:
+        out += [
+            Feature(
+                f"refunds_{w}d",
+                "refunds",
+                f"After-sales requests made in the last {w} days.",
+                f"近{w}天售后申请次数。",
+                "count",
+                w,
+                1,
+                False,
+                lambda s, w=w: s.count("refunds", s.since("refunds", w)),
+            ),
+            Feature(
+                f"refund_rate_count_{w}d",
+                "refunds",
+                f"Share of orders placed in the last {w} days with an after-sales request.",
+                f"近{w}天订单中申请售后的比例。",
+                "share",
+                w,
+                1,
+                True,
+                lambda s, w=w: _refund_rate(s, w, by_amount=False),
+            ),
+            Feature(
+                f"refund_rate_amount_{w}d",
+                "refunds",
+                f"Share of the value of orders placed in the last {w} days asked back.",
+                f"近{w}天订单金额中申请退款金额的比例。",
+                "share",
+                w,
+                1,
+                True,
+                lambda s, w=w: _refund_rate(s, w, by_amount=True),
+            ),
+        ]
+    long = max(windows)
+
+    def share(
+        name: str,
+        en: str,
+        zh: str,
+        pick: Callable[[pd.DataFrame], np.ndarray],
+        direction: Literal[-1, 0, 1] = 1,
+    ) -> Feature:
+        return Feature(
+            name,
+            "refunds",
+            en,
+            zh,
+            "share",
+            long,
+            direction,
+            True,
+            lambda s: ratio(
+                s.count("refunds", s.since("refunds", long) & pick(s.refunds)),
+                s.count("refunds", s.since("refunds", long)),
+            ),
+        )
+
+    out += [
+        share(
+            f"refund_only_share_{long}d",
+            f"Share of requests over {long} days that were refund-only (no return).",
+            f"近{long}天售后中仅退款的比例。",
+            lambda r: (r["type"] == "refund_only").to_numpy(),
+        ),
+        share(
+            f"compensation_share_{long}d",
+            f"Share of requests over {long} days asking for compensation.",
+            f"近{long}天售后中要求补偿的比例。",
+            lambda r: (r["type"] == "compensation").to_numpy(),
+        ),
+        share(
+            f"fast_refund_share_{long}d",
+            f"Share of requests over {long} days made before delivery or within "
+            f"{fast_hours:g} hours of it.",
+            f"近{long}天售后中签收前或签收后{fast_hours:g}小时内申请的比例。",
+            lambda r: (r["hours_to_request"] <= fast_hours).to_numpy(),
+        ),
+        share(
+            f"before_delivery_share_{long}d",
+            f"Share of requests over {long} days made on orders not yet delivered.",
+            f"近{long}天售后中未签收即申请的比例。",
+            lambda r: r["before_delivery"].to_numpy(),
+        ),
+        share(
+            f"reason_evidence_share_{long}d",
+            f"Share of requests over {long} days claiming not received, damaged or "
+            "missing parts (claims that need evidence).",
+            f"近{long}天售后中以未收到货、破损、少件为由的比例。",
+            lambda r: r["reason"].isin(EVIDENCE_REASONS).to_numpy(),
+        ),
+        share(
+            f"reason_quality_share_{long}d",
+            f"Share of requests over {long} days about quality, description or wrong item.",
+            f"近{long}天售后中以质量、描述不符、发错货为由的比例。",
+            lambda r: r["reason"].isin(QUALITY_REASONS).to_numpy(),
+            0,
+        ),
+        share(
+            f"reason_fit_share_{long}d",
+            f"Share of requests over {long} days for size/fit or a change of mind.",
+            f"近{long}天售后中以尺码不合适或不想要了为由的比例。",
+            lambda r: r["reason"].isin(FIT_REASONS).to_numpy(),
+            0,
+        ),
+        share(
+            f"reason_logistics_share_{long}d",
+            f"Share of requests over {long} days blaming logistics.",
+            f"近{long}天售后中以物流问题为由的比例。",
+            lambda r: (r["reason"] == "logistics").to_numpy(),
+            0,
+        ),
+        share(
+            f"rejected_share_{long}d",
+            f"Share of requests over {long} days already rejected at the cutoff.",
+            f"近{long}天售后中截至当时已被驳回的比例。",
+            lambda r: (r["status_at_cutoff"] == "rejected").to_numpy(),
+        ),
+        share(
+            f"cancelled_share_{long}d",
+            f"Share of requests over {long} days the buyer cancelled, as known at the cutoff.",
+            f"近{long}天售后中截至当时已撤销的比例。",
+            lambda r: (r["status_at_cutoff"] == "cancelled").to_numpy(),
+        ),
+        share(
+            f"instant_share_{long}d",
+            f"Share of requests over {long} days auto-approved as instant refunds.",
+            f"近{long}天售后中极速退款的比例。",
+            lambda r: r["instant"].to_numpy(),
+        ),
+        Feature(
+            f"median_hours_to_refund_{long}d",
+            "refunds",
+            f"Median hours from delivery (or payment, if undelivered) to request, {long} days.",
+            f"近{long}天从签收(未签收则从付款)到申请售后的中位小时数。",
+            "hours",
+            long,
+            -1,
+            True,
+            lambda s: s.reduce(
+                "refunds",
+                s.refunds["hours_to_request"].to_numpy(),
+                s.since("refunds", long),
+                "median",
+            ),
+        ),
+        Feature(
+            f"min_hours_to_refund_{long}d",
+            "refunds",
+            f"Shortest time in hours from delivery (or payment) to a request, {long} days.",
+            f"近{long}天从签收(或付款)到申请售后的最短小时数。",
+            "hours",
+            long,
+            -1,
+            True,
+            lambda s: s.reduce(
+                "refunds", s.refunds["hours_to_request"].to_numpy(), s.since("refunds", long), "min"
+            ),
+        ),
+    ]
+    return out
+
+
+def _refund_rate(s: Snapshot, w: int, *, by_amount: bool) -> np.ndarray:
+    in_window = s.since("orders", w)
+    orders = s.orders
+    if by_amount:
+        asked = orders["asked_amount"].to_numpy()
+        num = s.total("orders", np.minimum(asked, orders["amount"].to_numpy()), in_window)
+        den = s.total("orders", orders["amount"].to_numpy(), in_window)
+    else:
+        num = s.count("orders", in_window & orders["has_request"].to_numpy())
+        den = s.count("orders", in_window)
+    return np.clip(ratio(num, den), 0.0, 1.0)
+
+
+def _seller_features(windows: Sequence[int]) -> list[Feature]:
+    long = max(windows)
+    return [
+        Feature(
+            f"sellers_{long}d",
+            "sellers",
+            f"Distinct sellers ordered from in {long} days.",
+            f"近{long}天下单的不同店铺数。",
+            "count",
+            long,
+            0,
+            False,
+            lambda s: s.reduce(
+                "orders", s.orders["seller_code"].to_numpy(), s.since("orders", long), "nunique"
+            ),
+        ),
+        Feature(
+            f"sellers_refunded_{long}d",
+            "sellers",
+            f"Distinct sellers the buyer asked for after-sales in {long} days.",
+            f"近{long}天申请过售后的不同店铺数。",
+            "count",
+            long,
+            1,
+            False,
+            lambda s: s.reduce(
+                "refunds", s.refunds["seller_code"].to_numpy(), s.since("refunds", long), "nunique"
+            ),
+        ),
+    ]
+
+
+def _review_features(windows: Sequence[int]) -> list[Feature]:
+    long = max(windows)
+
+    def rated(s: Snapshot) -> np.ndarray:
+        return s.since("reviews", long) & s.reviews["rating"].notna().to_numpy()
+
+    def scored(s: Snapshot) -> np.ndarray:
+        return s.since("reviews", long) & s.reviews["sentiment"].notna().to_numpy()
+
+    return [
+        Feature(
+            f"reviews_{long}d",
+            "reviews",
+            f"Reviews posted in {long} days.",
+            f"近{long}天评价数。",
+            "count",
+            long,
+            0,
+            False,
+            lambda s: s.count("reviews", s.since("reviews", long)),
+        ),
+        Feature(
+            f"mean_rating_{long}d",
+            "reviews",
+            f"Average star rating over {long} days.",
+            f"近{long}天平均评分。",
+            "stars",
+            long,
+            -1,
+            True,
+            lambda s: ratio(
+                s.total("reviews", s.reviews["rating"].to_numpy(), rated(s)),
+                s.count("reviews", rated(s)),
+            ),
+        ),
+        Feature(
+            f"low_rating_share_{long}d",
+            "reviews",
+            f"Share of rated reviews over {long} days with 1 or 2 stars.",
+            f"近{long}天评价中1-2星差评的比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: ratio(
+                s.count("reviews", rated(s) & (s.reviews["rating"].to_numpy() <= 2)),
+                s.count("reviews", rated(s)),
+            ),
+        ),
+        Feature(
+            f"mean_sentiment_{long}d",
+            "reviews",
+            f"Average text sentiment of reviews over {long} days (0 negative, 1 positive).",
+            f"近{long}天评价文本的平均情感分(0负面,1正面)。",
+            "score",
+            long,
+            -1,
+            True,
+            lambda s: ratio(
+                s.total("reviews", s.reviews["sentiment"].to_numpy(), scored(s)),
+                s.count("reviews", scored(s)),
+            ),
+        ),
+        Feature(
+            f"negative_text_share_{long}d",
+            "reviews",
+            f"Share of review texts over {long} days the sentiment model reads as negative.",
+            f"近{long}天评价文本被判为负面的比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: ratio(
+                s.count("reviews", scored(s) & (s.reviews["sentiment"].to_numpy() < 0.5)),
+                s.count("reviews", scored(s)),
+            ),
+        ),
+    ]
+
+
+def build_catalog(params: FeaturesParams) -> tuple[Feature, ...]:
+    """The feature catalog for the configured windows.
+
+    Args:
+        params: Feature settings (windows, fast-refund hours).
+
+    Returns:
+        Every feature, in model column order.
+    """
+    windows = sorted(set(params.windows_days))
+    return tuple(
+        _orders_features(windows)
+        + _refund_features(windows, params.fast_refund_hours)
+        + _seller_features(windows)
+        + _review_features(windows)
+    )
+
+
+def catalog_version(catalog: Sequence[Feature]) -> str:
+    """A short fingerprint of the catalog's names, units, windows and directions.
+
+    A model records it; a scorer refuses features computed by a different catalog.
+
+    Args:
+        catalog: The catalog.
+
+    Returns:
+        12 hex characters.
+    """
+    text = "|".join(f"{f.name}:{f.unit}:{f.window_days}:{f.direction}" for f in catalog)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def catalog_markdown(catalog: Sequence[Feature]) -> str:
+    """Render the catalog as the README's feature table.
+
+    Args:
+        catalog: The catalog.
+
+    Returns:
+        A markdown table.
+    """
+    arrow = {1: "↑ risk", -1: "↓ risk", 0: "neither"}
+    lines = [
+        "| feature | group | unit | window | direction | meaning | 含义 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in catalog:
+        window = f"{f.window_days} d" if f.window_days else "all"
+        lines.append(
+            f"| {f.name} | {f.group} | {f.unit} | {window} | {arrow[f.direction]} "
+            f"| {f.en} | {f.zh} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class EventTables:
+    """Validated tables joined once, with integer buyer codes, ready for any cutoff.
+
+    Attributes:
+        buyer_ids: Every buyer id; a buyer's code is its position here.
+        orders: Orders with ``b`` (buyer code) and ``seller_code``.
+        refunds: Requests joined to their order (buyer, seller, order time and amount,
+            delivery time).
+        reviews: Reviews joined to their order's buyer, with ``sentiment``.
+        registered_at: Account opening time per buyer code.
+    """
+
+    buyer_ids: pd.Index
+    orders: pd.DataFrame
+    refunds: pd.DataFrame
+    reviews: pd.DataFrame
+    registered_at: np.ndarray
+
+
+def _naive_utc(s: pd.Series) -> pd.Series:
+    """UTC times without the zone, so that numpy arithmetic is plain and fast."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    return s.astype("datetime64[us]")
+
+
+def prepare_events(
+    orders: pd.DataFrame,
+    refunds: pd.DataFrame,
+    reviews: pd.DataFrame,
+    buyers: pd.DataFrame | None = None,
+    sentiment: pd.DataFrame | None = None,
+    extra_buyer_ids: Sequence[str] = (),
+) -> EventTables:
+    """Join validated tables once so that each cutoff only filters.
+
+    Args:
+        orders: Validated orders.
+        refunds: Validated refunds.
+        reviews: Validated reviews.
+        buyers: Validated buyers (optional).
+        sentiment: review_id and sentiment (probability the text is positive); optional.
+        extra_buyer_ids: Buyers to include even without any rows (e.g. a scoring list).
+
+    Returns:
+        The joined event tables. The inputs are not modified.
+    """
+    buyers = buyers if buyers is not None else pd.DataFrame({"buyer_id": [], "registered_at": []})
+    ids = pd.Index(
+        sorted(
+            set(orders["buyer_id"].dropna())
+            | set(buyers["buyer_id"].dropna())
+            | set(extra_buyer_ids)
+        ),
+        dtype="str",
+    )
+    o = pd.DataFrame(
+        {
+            "order_id": orders["order_id"].to_numpy(),
+            "b": ids.get_indexer(orders["buyer_id"]),
+            "seller_code": pd.factorize(orders["seller_id"], sort=True)[0],
+            "created_at": _naive_utc(orders["created_at"]).to_numpy(),
+            "delivered_at": _naive_utc(orders["delivered_at"]).to_numpy(),
+            "amount": orders["amount"].to_numpy(dtype="float64"),
+        }
+    )
+    by_order = o.set_index("order_id")
+    r_orders = by_order.reindex(refunds["order_id"].to_numpy())
+    r = pd.DataFrame(
+        {
+            "order_id": refunds["order_id"].to_numpy(),
+            "b": r_orders["b"].to_numpy(),
+            "seller_code": r_orders["seller_code"].to_numpy(),
+            "order_created_at": r_orders["created_at"].to_numpy(),
+            "delivered_at": r_orders["delivered_at"].to_numpy(),
+            "order_amount": r_orders["amount"].to_numpy(),
+            "requested_at": _naive_utc(refunds["requested_at"]).to_numpy(),
+            "resolved_at": _naive_utc(refunds["resolved_at"]).to_numpy(),
+            "amount": refunds["amount"].to_numpy(dtype="float64"),
+            "type": refunds["type"].to_numpy(dtype=object),
+            "reason": refunds["reason"].to_numpy(dtype=object),
+            "status": refunds["status"].to_numpy(dtype=object),
+            "instant": refunds["instant"].fillna(False).to_numpy(dtype=bool),
+        }
+    )
+    v_orders = by_order.reindex(reviews["order_id"].to_numpy())
+    v = pd.DataFrame(
+        {
+            "review_id": reviews["review_id"].to_numpy(),
+            "b": v_orders["b"].to_numpy(),
+            "created_at": _naive_utc(reviews["created_at"]).to_numpy(),
+            "rating": reviews["rating"].to_numpy(dtype="float64"),
+        }
+    )
+    if sentiment is not None and len(sentiment):
+        lookup = sentiment.set_index("review_id")["sentiment"]
+        v["sentiment"] = lookup.reindex(v["review_id"].to_numpy()).to_numpy(dtype="float64")
+    else:
+        v["sentiment"] = np.nan
+    registered = np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[us]")
+    if len(buyers):
+        known = buyers.dropna(subset=["buyer_id"])
+        registered[ids.get_indexer(known["buyer_id"])] = _naive_utc(
+            known["registered_at"]
+        ).to_numpy()
+    return EventTables(
+        buyer_ids=ids,
+        orders=o,
+        refunds=r.astype({"b": "int64", "seller_code": "int64"}),
+        reviews=v.astype({"b": "int64"}),
+        registered_at=registered,
+    )
+
+
+def snapshot(events: EventTables, cutoff: pd.Timestamp) -> Snapshot:
+    """What was known at ``cutoff``: the point-in-time view of the events.
+
+    Args:
+        events: Joined event tables.
+        cutoff: The cutoff T (tz-aware, or naive UTC).
+
+    Returns:
+        The snapshot at T.
+    """
+    cutoff = pd.Timestamp(cutoff)
+    cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
+    t = np.datetime64(cutoff.tz_convert(None), "us")
+
+    o = events.orders[events.orders["created_at"].to_numpy() < t].copy()
+    o.loc[~(o["delivered_at"].to_numpy() < t), "delivered_at"] = np.datetime64("NaT")
+
+    r = events.refunds[events.refunds["requested_at"].to_numpy() < t].copy()
+    delivered = r["delivered_at"].to_numpy()
+    requested = r["requested_at"].to_numpy()
+    delivered_before = delivered < requested  # NaT compares False: not delivered (yet)
+    start = np.where(delivered_before, delivered, r["order_created_at"].to_numpy())
+    r["hours_to_request"] = (requested - start) / HOUR
+    r["before_delivery"] = ~delivered_before
+    known = r["resolved_at"].to_numpy() < t
+    r["status_at_cutoff"] = np.where(known, r["status"].to_numpy(), "pending")
+
+    asked = r.groupby("order_id", sort=False)["amount"].sum()
+    o["asked_amount"] = asked.reindex(o["order_id"].to_numpy()).fillna(0.0).to_numpy()
+    o["has_request"] = o["order_id"].isin(asked.index).to_numpy()
+
+    v = events.reviews[events.reviews["created_at"].to_numpy() < t]
+    return Snapshot(
+        cutoff=cutoff,
+        n_buyers=len(events.buyer_ids),
+        orders=o,
+        refunds=r,
+        reviews=v,
+        registered_at=events.registered_at,
+    )
+
+
+def compute_features(
+    events: EventTables,
+    cutoff: pd.Timestamp,
+    catalog: Sequence[Feature],
+    buyer_ids: Sequence[str] | None = None,
+    active_days: int | None = None,
+) -> pd.DataFrame:
+    """Features of buyers at one cutoff.
+
+    Args:
+        events: Joined event tables.
+        cutoff: The cutoff T.
+        catalog: Features to compute.
+        buyer_ids: Buyers to return (any order); None for all known buyers.
+        active_days: With ``buyer_ids`` None, keep only buyers who ordered in
+            [T - active_days, T).
+
+    Returns:
+        One row per buyer: buyer_id, cutoff, then one column per catalog feature.
+    """
+    snap = snapshot(events, cutoff)
+    if buyer_ids is None:
+        codes = np.arange(snap.n_buyers)
+        if active_days is not None:
+            recent = snap.count("orders", snap.since("orders", active_days)) > 0
+            codes = codes[recent]
+    else:
+        codes = events.buyer_ids.get_indexer(pd.Index(buyer_ids, dtype="str"))
+        if (codes < 0).any():
+            raise DataContractError("compute_features: buyer ids missing from the event tables")
+    columns: dict[str, np.ndarray] = {
+        "buyer_id": events.buyer_ids.to_numpy()[codes],
+    }
+    for f in catalog:
+        columns[f.name] = np.asarray(f.compute(snap), dtype="float64")[codes]
+    out = pd.DataFrame(columns)
+    out.insert(1, "cutoff", snap.cutoff)
+    out["buyer_id"] = out["buyer_id"].astype("str")
+    return out
+
+
+def build_snapshots(
+    events: EventTables,
+    labels: pd.DataFrame,
+    cutoffs: Sequence[pd.Timestamp],
+    catalog: Sequence[Feature],
+    *,
+    horizon_days: int,
+    active_days: int,
+) -> pd.DataFrame:
+    """Training rows: features and target for every active buyer at every cutoff.
+
+    Args:
+        events: Joined event tables.
+        labels: Validated labels (buyer_id, label, labeled_at).
+        cutoffs: Snapshot cutoffs.
+        catalog: Features to compute.
+        horizon_days: The target is "labeled abuser within this many days after T".
+        active_days: Only buyers who ordered in this many days before T get a row.
+
+    Returns:
+        Rows sorted by cutoff then buyer_id, with columns buyer_id, cutoff, the features,
+        and ``target`` (0/1). Buyers already labeled abusers before T have no row at T.
+    """
+    parts = []
+    for cutoff in cutoffs:
+        feats = compute_features(events, cutoff, catalog, active_days=active_days)
+        targets = label_targets(labels, cutoff, horizon_days)
+        feats = feats[~feats["buyer_id"].isin(targets.known_abusers)]
+        feats["target"] = feats["buyer_id"].isin(targets.positives).astype("int8")
+        parts.append(feats)
+    if not parts:
+        raise DataContractError("no cutoffs: the data span is too short for the horizon")
+    return pd.concat(parts, ignore_index=True).sort_values(
+        ["cutoff", "buyer_id"], kind="stable", ignore_index=True
+    )
+
+
+def load_validated(folder: Path) -> dict[str, pd.DataFrame]:
+    """Read the validate stage's tables.
+
+    Args:
+        folder: The validated folder.
+
+    Returns:
+        Tables by name.
+    """
+    names = ("orders", "refunds", "reviews", "labels", "buyers")
+    return {n: pd.read_parquet(folder / f"{n}.parquet") for n in names}
+
+
+def main(
+    params_path: Path = PARAMS_FILE,
+    validated_dir: Path = VALIDATED_DIR,
+    sentiment_dir: Path = SENTIMENT_DIR,
+    out_dir: Path = FEATURES_DIR,
+) -> pd.DataFrame:
+    """Build the snapshot table of every cutoff and write it with the catalog.
+
+    Args:
+        params_path: params.yaml.
+        validated_dir: Output of the validate stage.
+        sentiment_dir: Output of the sentiment stage.
+        out_dir: Destination folder.
+
+    Returns:
+        The snapshot table written to ``out_dir/snapshots.parquet``.
+    """
+    params = load_params(params_path)
+    tables = load_validated(validated_dir)
+    sentiment_file = sentiment_dir / "review_sentiment.parquet"
+    sentiment = pd.read_parquet(sentiment_file) if sentiment_file.exists() else None
+    events = prepare_events(
+        tables["orders"], tables["refunds"], tables["reviews"], tables["buyers"], sentiment
+    )
+    cutoffs = make_cutoffs(tables, params.base)
+    catalog = build_catalog(params.features)
+    snaps = build_snapshots(
+        events,
+        tables["labels"],
+        cutoffs,
+        catalog,
+        horizon_days=params.base.horizon_days,
+        active_days=params.features.active_days,
+    )
+    write_parquet(snaps, out_dir / "snapshots.parquet")
+    write_json(
+        {
+            "catalog_version": catalog_version(catalog),
+            "features": [f.name for f in catalog],
+            "cutoffs": [c.isoformat() for c in cutoffs],
+            "rows": len(snaps),
+            "positives": int(snaps["target"].sum()),
+        },
+        out_dir / "manifest.json",
+    )
+    return snaps
+
+
+def read_manifest(features_dir: Path = FEATURES_DIR) -> dict[str, object]:
+    """The features stage's manifest (catalog version, feature names, cutoffs).
+
+    Args:
+        features_dir: The features folder.
+
+    Returns:
+        The manifest.
+    """
+    manifest: dict[str, object] = read_json(features_dir / "manifest.json")
+    return manifest

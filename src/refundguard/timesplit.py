@@ -1,0 +1,191 @@
+"""Time-aware training design: cutoffs, late-arriving labels, and a gapped split.
+
+Labels arrive weeks after the abuse. A row at cutoff T has target 1 when the buyer is
+labeled an abuser in [T, T + H). Its label window therefore reaches H days past T, so
+train, validation and test cutoffs are separated by at least H: no training label window
+reaches into the validation or test period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from refundguard.config import BaseParams
+from refundguard.errors import ConfigError, DataContractError
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Label facts for one cutoff.
+
+    Attributes:
+        positives: Buyers labeled abusers in [T, T + H).
+        known_abusers: Buyers whose latest decision before T was "abuser"; they are
+            already handled, so they get no training row at T.
+    """
+
+    positives: frozenset[str]
+    known_abusers: frozenset[str]
+
+
+def label_targets(labels: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int) -> Targets:
+    """Who becomes a labeled abuser within the horizon, and who already was one.
+
+    Args:
+        labels: buyer_id, label (0/1), labeled_at (UTC).
+        cutoff: The cutoff T (UTC).
+        horizon_days: H.
+
+    Returns:
+        The targets at T.
+    """
+    t = pd.Timestamp(cutoff)
+    end = t + pd.Timedelta(days=horizon_days)
+    at = labels["labeled_at"]
+    positive = labels["label"] == 1
+    in_window = positive & (at >= t) & (at < end)
+    before = labels[at < t].sort_values(["labeled_at", "label"], kind="stable")
+    latest = before.drop_duplicates("buyer_id", keep="last")
+    return Targets(
+        positives=frozenset(labels.loc[in_window, "buyer_id"]),
+        known_abusers=frozenset(latest.loc[latest["label"] == 1, "buyer_id"]),
+    )
+
+
+def _local_midnight(value: str | pd.Timestamp, timezone: str) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize(timezone)
+    return ts.tz_convert(timezone).normalize().tz_convert("UTC")
+
+
+def data_span(tables: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First order time and the latest time anything in the data was known.
+
+    Args:
+        tables: Validated tables (orders, refunds, reviews, labels).
+
+    Returns:
+        (start, end) in UTC.
+
+    Raises:
+        DataContractError: There are no orders.
+    """
+    orders = tables["orders"]
+    if orders.empty:
+        raise DataContractError("orders: no valid rows, nothing to learn from")
+    ends = [orders["created_at"].max()]
+    for name, col in (
+        ("refunds", "requested_at"),
+        ("reviews", "created_at"),
+        ("labels", "labeled_at"),
+    ):
+        df = tables.get(name)
+        if df is not None and len(df):
+            ends.append(df[col].max())
+    return orders["created_at"].min(), max(ends)
+
+
+def make_cutoffs(tables: Mapping[str, pd.DataFrame], base: BaseParams) -> list[pd.Timestamp]:
+    """Snapshot cutoffs at local midnights, every ``cutoff_step_days``.
+
+    Unset bounds come from the data: the first cutoff leaves ``min_history_days`` of
+    history, the last leaves a full label horizon before the data ends. Cutoffs are laid
+    back from the last one, so the freshest cutoff is always used.
+
+    Args:
+        tables: Validated tables.
+        base: Shared settings (time zone, bounds, step, horizon).
+
+    Returns:
+        Cutoffs in ascending order (UTC).
+
+    Raises:
+        DataContractError: The data span cannot hold a single cutoff.
+    """
+    start, end = data_span(tables)
+    first = _local_midnight(
+        base.first_cutoff or start + pd.Timedelta(days=base.min_history_days), base.timezone
+    )
+    last = _local_midnight(
+        base.last_cutoff or end - pd.Timedelta(days=base.horizon_days), base.timezone
+    )
+    if last < first:
+        raise DataContractError(
+            f"the data span {start.date()}..{end.date()} is too short for "
+            f"{base.min_history_days} days of history plus a {base.horizon_days}-day "
+            "label horizon"
+        )
+    step = pd.Timedelta(days=base.cutoff_step_days)
+    cutoffs = []
+    t = last
+    while t >= first:
+        cutoffs.append(t)
+        t = t - step
+    return sorted(cutoffs)
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Cutoffs of each role.
+
+    Attributes:
+        train: Cutoffs whose label windows end before the first validation cutoff.
+        valid: Cutoffs for early stopping and calibration.
+        test: The latest cutoffs, for the honest evaluation.
+    """
+
+    train: tuple[pd.Timestamp, ...]
+    valid: tuple[pd.Timestamp, ...]
+    test: tuple[pd.Timestamp, ...]
+
+    def role(self, cutoff: pd.Timestamp) -> str | None:
+        """The role of a cutoff, or None if the split leaves it unused (inside a gap).
+
+        Args:
+            cutoff: A cutoff.
+
+        Returns:
+            "train", "valid", "test" or None.
+        """
+        for name in ("train", "valid", "test"):
+            if cutoff in getattr(self, name):
+                return name
+        return None
+
+
+def split_cutoffs(
+    cutoffs: Sequence[pd.Timestamp], *, horizon_days: int, n_valid: int, n_test: int
+) -> TimeSplit:
+    """Split cutoffs by time with a label-delay gap of at least H between the roles.
+
+    Args:
+        cutoffs: All cutoffs.
+        horizon_days: H; also the minimum gap between roles.
+        n_valid: Number of validation cutoffs.
+        n_test: Number of test cutoffs.
+
+    Returns:
+        The split.
+
+    Raises:
+        ConfigError: Counts below 1.
+        DataContractError: Too few cutoffs for the gaps.
+    """
+    if n_valid < 1 or n_test < 1:
+        raise ConfigError("train.n_valid_cutoffs and train.n_test_cutoffs must be >= 1")
+    ordered = sorted(cutoffs)
+    gap = pd.Timedelta(days=horizon_days)
+    test = ordered[-n_test:] if len(ordered) >= n_test else []
+    valid = [c for c in ordered if test and c + gap <= test[0]][-n_valid:]
+    train = [c for c in ordered if valid and c + gap <= valid[0]]
+    if len(test) < n_test or len(valid) < n_valid or not train:
+        raise DataContractError(
+            f"{len(ordered)} cutoffs cannot hold train, {n_valid} validation and {n_test} "
+            f"test cutoff(s) with {horizon_days}-day gaps; use a longer history, a shorter "
+            "base.horizon_days or a smaller base.cutoff_step_days"
+        )
+    return TimeSplit(train=tuple(train), valid=tuple(valid), test=tuple(test))

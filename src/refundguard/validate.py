@@ -1,0 +1,447 @@
+"""Validate stage: bring raw tables to the data contract, quarantining bad rows.
+
+Every input row ends in exactly one place: the validated table, the quarantine file
+(with its reasons), or the count of exact duplicates collapsed into an identical row.
+A table is refused as a whole only when it is unusable (a required column is missing,
+the file cannot be read, or more than ``validate.max_reject_share`` of its rows fail).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from refundguard.config import load_params
+from refundguard.contract import DTYPES, TABLES, TIME_DTYPE, ColumnSpec, TableSpec, schema
+from refundguard.errors import ConfigError, DataContractError
+from refundguard.io import find_table_file, read_raw_table, write_csv, write_json, write_parquet
+from refundguard.paths import PARAMS_FILE, VALIDATED_DIR
+
+QUARANTINE_COLUMNS: tuple[str, ...] = ("table", "row", "reason", "record")
+_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TRUE = {"true", "t", "1", "yes", "y", "是", "真"}
+_FALSE = {"false", "f", "0", "no", "n", "否", "假"}
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What validation produced.
+
+    Attributes:
+        tables: Contract-conforming tables, keyed by name, in contract dtypes (times UTC).
+        quarantine: One row per rejected input row: table, row (1-based data row in its
+            file), reason (all reasons joined by "; "), record (the raw row as JSON).
+        report: Per table: rows_in, rows_valid, rows_quarantined, duplicates_collapsed,
+            reasons (count of rows per reason), ignored_columns.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    quarantine: pd.DataFrame
+    report: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def check_timezone(timezone: str) -> ZoneInfo:
+    """Resolve a time-zone name.
+
+    Args:
+        timezone: IANA name such as "Asia/Shanghai".
+
+    Returns:
+        The zone.
+
+    Raises:
+        ConfigError: Unknown zone.
+    """
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"unknown time zone {timezone!r}") from exc
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Strings with surrounding blanks removed and blank cells missing."""
+    if not (pd.api.types.is_string_dtype(s) or s.dtype == object):
+        s = s.astype("str")
+    out = s.astype("str").str.strip()
+    return out.mask(out == "")
+
+
+def _parse_time(s: pd.Series, tz: ZoneInfo) -> pd.Series:
+    """Parse times; naive ones are wall-clock times in ``tz``. Failures become NaT."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC").dt.as_unit("us")
+    if pd.api.types.is_datetime64_dtype(s):
+        local = s.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+        return local.dt.tz_convert("UTC").dt.as_unit("us")
+    text = _as_text(s)
+    out = pd.Series(pd.NaT, index=s.index, dtype=TIME_DTYPE)
+    aware = text.str.contains(_TZ_SUFFIX, na=False)
+    if aware.any():
+        parsed = pd.to_datetime(text[aware], format="ISO8601", errors="coerce", utc=True)
+        out[aware] = parsed.dt.as_unit("us")
+    naive = text.notna() & ~aware
+    if naive.any():
+        parsed = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
+        retry = parsed.isna()
+        if retry.any():
+            parsed[retry] = pd.to_datetime(text[naive][retry], format="mixed", errors="coerce")
+        local = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+        out[naive] = local.dt.tz_convert("UTC").dt.as_unit("us")
+    return out
+
+
+def _parse_number(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("float64")
+    if pd.api.types.is_numeric_dtype(s):
+        return s.astype("float64")
+    # Chinese exports often write money as "¥1,299.00".
+    text = _as_text(s).str.replace(r"[¥￥,，\s]", "", regex=True)
+    return pd.to_numeric(text, errors="coerce").astype("float64")
+
+
+def _parse_bool(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("boolean")
+    text = _as_text(s).str.lower()
+    out = pd.Series(pd.NA, index=s.index, dtype="boolean")
+    out[text.isin(_TRUE)] = True
+    out[text.isin(_FALSE)] = False
+    return out
+
+
+def _clean_text(s: pd.Series, max_chars: int) -> pd.Series:
+    text = _as_text(s)
+    return text.str.replace(_CONTROL, "", regex=True).str.slice(0, max_chars)
+
+
+def _coerce_column(
+    raw: pd.Series, col: ColumnSpec, tz: ZoneInfo, max_chars: int
+) -> tuple[pd.Series, pd.Series]:
+    """Coerce one column; also return a mask of cells that held an unparseable value."""
+    if col.kind == "time":
+        out = _parse_time(raw, tz)
+    elif col.kind in ("amount", "int"):
+        out = _parse_number(raw)
+    elif col.kind == "bool":
+        out = _parse_bool(raw)
+    elif col.kind == "text":
+        out = _clean_text(raw, max_chars)
+    elif col.kind == "enum":
+        out = _as_text(raw).str.lower()
+    else:
+        out = _as_text(raw)
+    present = raw.notna()
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw):
+        present &= _as_text(raw).notna()
+    bad = present & out.isna()
+    return out.astype(DTYPES[col.kind]), bad
+
+
+def _record_json(raw: pd.DataFrame, rows: list[int]) -> list[str]:
+    sub = raw.loc[rows]
+    records = sub.astype(object).where(sub.notna(), None).to_dict(orient="records")
+    return [json.dumps(r, ensure_ascii=False, default=str, sort_keys=False) for r in records]
+
+
+class _Reasons:
+    """Reasons per (table, row), collected across all the checks."""
+
+    def __init__(self) -> None:
+        self.by_table: dict[str, dict[int, list[str]]] = defaultdict(dict)
+        # Cells whose raw value could not be parsed; their "missing" follow-up is noise.
+        self.cells: set[tuple[str, int, str]] = set()
+
+    def add(self, table: str, rows: pd.Index | np.ndarray | list[int], reason: str) -> None:
+        bucket = self.by_table[table]
+        for r in rows:
+            bucket.setdefault(int(r), []).append(reason)
+
+    def rows(self, table: str) -> set[int]:
+        return set(self.by_table.get(table, {}))
+
+
+def _pandera_failures(df: pd.DataFrame, table: str) -> list[tuple[int, str, str]]:
+    try:
+        schema(table).validate(df, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        out: list[tuple[int, str]] = []
+        for rec in cases.itertuples(index=False):
+            idx = rec.index
+            if idx is None or (isinstance(idx, float) and np.isnan(idx)):
+                # A whole-column failure means our own coercion is wrong, not the data.
+                raise RuntimeError(f"{table}: column-level contract failure: {rec}") from exc
+            check = str(rec.check)
+            if check == "not_nullable":
+                reason = f"{rec.column}: missing"
+            else:
+                reason = f"{rec.column}: {check} ({rec.failure_case!r})"
+            out.append((int(idx), str(rec.column), reason))
+        return out
+    return []
+
+
+def _coerce_table(
+    raw: pd.DataFrame, spec: TableSpec, tz: ZoneInfo, max_chars: int, reasons: _Reasons
+) -> tuple[pd.DataFrame, list[str]]:
+    missing = [c for c in spec.required_names if c not in raw.columns]
+    if missing:
+        raise DataContractError(
+            f"{spec.name}: required column(s) missing: {', '.join(missing)} "
+            f"(found: {', '.join(map(str, raw.columns)) or 'none'})"
+        )
+    ignored = [str(c) for c in raw.columns if c not in spec.names]
+    out = {}
+    for col in spec.columns:
+        if col.name in raw.columns:
+            series, bad = _coerce_column(raw[col.name], col, tz, max_chars)
+            if bad.any():
+                what = {"time": "unparseable time", "bool": "not true/false"}.get(
+                    col.kind, "not a number" if col.kind in ("amount", "int") else "bad value"
+                )
+                for row in np.flatnonzero(bad.to_numpy()):
+                    value = raw[col.name].iloc[row]
+                    reasons.add(spec.name, [row], f"{col.name}: {what} {value!r}")
+                    reasons.cells.add((spec.name, int(row), col.name))
+        else:
+            series = pd.Series(pd.NA, index=raw.index).astype(DTYPES[col.kind])
+        out[col.name] = series
+    return pd.DataFrame(out, index=raw.index), ignored
+
+
+def _collapse_duplicates(
+    df: pd.DataFrame, spec: TableSpec, reasons: _Reasons
+) -> tuple[pd.DataFrame, int]:
+    """Drop exact duplicate rows; quarantine rows whose key repeats with other values."""
+    exact = df.duplicated(keep="first")
+    n_exact = int(exact.sum())
+    # A collapsed copy is accounted for by the count; the copy that stays carries any
+    # reasons, so that each input row is counted exactly once.
+    bucket = reasons.by_table.get(spec.name, {})
+    for row in df.index[exact]:
+        bucket.pop(int(row), None)
+    df = df[~exact]
+    if spec.key is not None:
+        keyed = df[spec.key].notna()
+        conflicting = df[keyed & df[spec.key].duplicated(keep=False)]
+        if len(conflicting):
+            reasons.add(
+                spec.name, conflicting.index, f"{spec.key}: duplicate id with different values"
+            )
+    return df, n_exact
+
+
+def _cross_table_checks(tables: dict[str, pd.DataFrame], reasons: _Reasons) -> None:
+    """Rules that span tables or columns: orphans, order of events, amounts."""
+    orders = tables["orders"]
+    ok_orders = orders.drop(index=list(reasons.rows("orders")), errors="ignore")
+    bad_delivery = orders["delivered_at"] < orders["created_at"]
+    reasons.add("orders", orders.index[bad_delivery.fillna(False)], "delivered before created")
+    order_time = ok_orders.set_index("order_id")["created_at"]
+    order_amount = ok_orders.set_index("order_id")["amount"]
+
+    for name, time_col in (("refunds", "requested_at"), ("reviews", "created_at")):
+        df = tables[name]
+        known = df["order_id"].isin(order_time.index)
+        quarantined_order = df["order_id"].isin(orders["order_id"]) & ~known
+        reasons.add(
+            name,
+            df.index[~known & ~quarantined_order & df["order_id"].notna()],
+            "order_id: no such order",
+        )
+        reasons.add(name, df.index[quarantined_order], "order_id: its order was quarantined")
+        placed = df["order_id"].map(order_time)
+        before = (df[time_col] < placed).fillna(False)
+        reasons.add(name, df.index[before], f"{time_col}: before its order was created")
+
+    refunds = tables["refunds"]
+    above = (refunds["amount"] > refunds["order_id"].map(order_amount) + 1e-9).fillna(False)
+    reasons.add("refunds", refunds.index[above], "amount: above the order's amount")
+    early = (refunds["resolved_at"] < refunds["requested_at"]).fillna(False)
+    reasons.add("refunds", refunds.index[early], "resolved_at: before requested_at")
+
+
+def validate_tables(
+    raw_tables: dict[str, pd.DataFrame | None],
+    *,
+    timezone: str,
+    max_text_chars: int,
+) -> ValidationResult:
+    """Bring raw tables to the contract; every row is kept, quarantined or collapsed.
+
+    Args:
+        raw_tables: Raw frames by table name, as read from files (CSV as strings);
+            None or absent for an optional table that has no file.
+        timezone: Zone of naive timestamps; every time comes out in UTC.
+        max_text_chars: Texts are cut to this length after control characters go.
+
+    Returns:
+        The validated tables, the quarantine and the report.
+
+    Raises:
+        DataContractError: A required table is absent or misses a required column.
+        ConfigError: Unknown time zone.
+    """
+    tz = check_timezone(timezone)
+    reasons = _Reasons()
+    coerced: dict[str, pd.DataFrame] = {}
+    raws: dict[str, pd.DataFrame] = {}
+    report: dict[str, dict[str, Any]] = {}
+    for name, spec in TABLES.items():
+        raw = raw_tables.get(name)
+        if raw is None:
+            if spec.required:
+                raise DataContractError(f"{name}: table is missing (no {name}.csv or .parquet)")
+            raw = pd.DataFrame({c: pd.Series(dtype="str") for c in spec.required_names})
+        raw = raw.reset_index(drop=True)
+        raw.columns = [str(c).strip().lstrip("\ufeff") for c in raw.columns]
+        raws[name] = raw
+        df, ignored = _coerce_table(raw, spec, tz, max_text_chars, reasons)
+        df, n_exact = _collapse_duplicates(df, spec, reasons)
+        for row, column, reason in _pandera_failures(df, name):
+            if (name, row, column) not in reasons.cells:
+                reasons.add(name, [row], reason)
+        coerced[name] = df
+        report[name] = {
+            "rows_in": len(raw),
+            "duplicates_collapsed": n_exact,
+            "ignored_columns": ignored,
+        }
+
+    _cross_table_checks(coerced, reasons)
+
+    tables: dict[str, pd.DataFrame] = {}
+    quarantine_parts: list[pd.DataFrame] = []
+    for name, df in coerced.items():
+        table_reasons = reasons.by_table.get(name, {})
+        bad_rows = sorted(table_reasons)
+        # Reasons are deduplicated per row but kept in the order they were found.
+        joined = ["; ".join(dict.fromkeys(table_reasons[r])) for r in bad_rows]
+        tables[name] = df.drop(index=bad_rows, errors="ignore").reset_index(drop=True)
+        if bad_rows:
+            quarantine_parts.append(
+                pd.DataFrame(
+                    {
+                        "table": name,
+                        "row": np.asarray(bad_rows, dtype="int64") + 1,
+                        "reason": joined,
+                        "record": _record_json(raws[name], bad_rows),
+                    }
+                )
+            )
+        counts: Counter[str] = Counter()
+        for r in bad_rows:
+            for reason in dict.fromkeys(table_reasons[r]):
+                counts[_reason_kind(reason)] += 1
+        report[name].update(
+            rows_valid=len(tables[name]),
+            rows_quarantined=len(bad_rows),
+            reasons=dict(sorted(counts.items())),
+        )
+    quarantine = (
+        pd.concat(quarantine_parts, ignore_index=True)
+        if quarantine_parts
+        else pd.DataFrame({c: pd.Series(dtype="str") for c in QUARANTINE_COLUMNS})
+    )
+    return ValidationResult(tables=tables, quarantine=quarantine, report=report)
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without the offending value, for counting ("amount: must be >= 0")."""
+    return re.sub(r"\s*\(.*\)$|\s+'.*'$", "", reason)
+
+
+def check_reject_shares(report: dict[str, dict[str, Any]], max_share: float) -> None:
+    """Refuse the run when a table lost too many rows to the quarantine.
+
+    Args:
+        report: The validation report.
+        max_share: Largest acceptable share of quarantined rows per table.
+
+    Raises:
+        DataContractError: Names the first table over the limit and its main reason.
+    """
+    for name, r in report.items():
+        n = r["rows_in"]
+        if n and r["rows_quarantined"] / n > max_share:
+            top = max(r["reasons"].items(), key=lambda kv: kv[1])[0] if r["reasons"] else "?"
+            raise DataContractError(
+                f"{name}: {r['rows_quarantined']} of {n} rows rejected "
+                f"({r['rows_quarantined'] / n:.0%} > limit {max_share:.0%}); "
+                f"most common reason: {top}"
+            )
+
+
+def read_tables(folder: Path, encoding: str = "auto") -> dict[str, pd.DataFrame | None]:
+    """Read every contract table present in a folder, uninterpreted.
+
+    Args:
+        folder: Folder with ``<table>.csv`` or ``<table>.parquet`` files.
+        encoding: CSV encoding or "auto".
+
+    Returns:
+        Raw frames by table name; None for a table without a file.
+
+    Raises:
+        DataContractError: The folder does not exist or a file cannot be read.
+    """
+    if not folder.is_dir():
+        raise DataContractError(f"input folder not found: {folder}")
+    out: dict[str, pd.DataFrame | None] = {}
+    for name in TABLES:
+        path = find_table_file(folder, name)
+        out[name] = read_raw_table(path, encoding) if path is not None else None
+    return out
+
+
+def write_result(result: ValidationResult, out_dir: Path) -> None:
+    """Write validated tables, quarantine.csv and report.json into a folder.
+
+    Args:
+        result: What :func:`validate_tables` returned.
+        out_dir: Destination folder.
+    """
+    for name, df in result.tables.items():
+        write_parquet(df, out_dir / f"{name}.parquet")
+    write_csv(result.quarantine, out_dir / "quarantine.csv")
+    write_json(result.report, out_dir / "report.json")
+
+
+def main(
+    params_path: Path = PARAMS_FILE,
+    out_dir: Path = VALIDATED_DIR,
+    input_dir: Path | None = None,
+) -> ValidationResult:
+    """Validate the configured input folder and write the results.
+
+    Args:
+        params_path: params.yaml to read.
+        out_dir: Folder for validated tables, quarantine and report.
+        input_dir: Input folder; default ``data.input_dir`` from params.
+
+    Returns:
+        The validation result (also written to ``out_dir``).
+
+    Raises:
+        DataContractError: A table is unusable; the quarantine and report are still
+            written first, so that the user can see why.
+    """
+    params = load_params(params_path)
+    raw = read_tables(input_dir or params.data.input_path(), params.data.encoding)
+    result = validate_tables(
+        raw, timezone=params.base.timezone, max_text_chars=params.validate.max_text_chars
+    )
+    write_result(result, out_dir)
+    check_reject_shares(result.report, params.validate.max_reject_share)
+    return result
