@@ -8,6 +8,6 @@ python3 -m venv "$tmp/venv"
 {
   echo "# Exact versions of every package refundguard installs, direct and transitive."
   echo "# Regenerate with: bash scripts/lock.sh  (fresh venv, pip install -e '.[dev]', pip freeze)"
-  "$tmp/venv/bin/pip" freeze --exclude-editable | grep -v -iE "^(pip|setuptools|wheel|refundguard)[= ]"
+  "$tmp/venv/bin/pip" freeze --all --exclude-editable | grep -v -iE "^(pip|refundguard)[= ]"
 } > requirements.lock
 rm -rf "$tmp"

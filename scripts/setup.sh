@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install exactly the versions in requirements.lock.
-# Needs only python3 (3.11+) and pip; idempotent, so running it again is cheap.
+# Create .venv (if missing) and install exactly the versions in requirements.lock, then
+# refundguard itself in editable mode. Needs only python3 (3.11+) with pip and venv.
+# Idempotent: a second run with an unchanged lock file takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+quiet_pip() {
+  # Some machines' pip configuration names local index folders that may not exist;
+  # pip warns about each one, which says nothing about this project.
+  .venv/bin/python -m pip "$@" --quiet --disable-pip-version-check 2> >(grep -v "is ignored" >&2)
+}
 if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $("$PY" --version)"
   "$PY" -m venv .venv
 fi
 stamp=.venv/.refundguard-lock
 if [ ! -f "$stamp" ] || ! cmp -s requirements.lock "$stamp"; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+  echo "setup: installing the pinned packages from requirements.lock (a few minutes, once)"
+  quiet_pip install -r requirements.lock
   cp requirements.lock "$stamp"
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null \
-  || .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+# setuptools and wheel come pinned from the lock file, so the build needs no download.
+quiet_pip install --no-deps --no-build-isolation -e .
+echo "setup: ready ($(.venv/bin/refundguard --help >/dev/null && echo 'refundguard installed'))"

@@ -71,8 +71,8 @@ class Snapshot:
         """
         df = getattr(self, table)
         col = "requested_at" if table == "refunds" else "created_at"
-        start = self.cutoff - pd.Timedelta(days=days)
-        return (df[col] >= start).to_numpy()
+        start = np.datetime64((self.cutoff - pd.Timedelta(days=days)).tz_convert(None), "us")
+        return df[col].to_numpy() >= start
 
     def count(self, table: Literal["orders", "refunds", "reviews"], mask: np.ndarray) -> np.ndarray:
         """Rows per buyer among the masked rows.
@@ -351,10 +351,12 @@ def _refund_features(windows: Sequence[int], fast_hours: float) -> list[Feature]
         ),
         share(
             f"fast_refund_share_{long}d",
-            f"Share of requests over {long} days made before delivery or within "
-            f"{fast_hours:g} hours of it.",
-            f"近{long}天售后中签收前或签收后{fast_hours:g}小时内申请的比例。",
-            lambda r: (r["hours_to_request"] <= fast_hours).to_numpy(),
+            f"Share of requests over {long} days made within {fast_hours:g} hours after "
+            "delivery.",
+            f"近{long}天售后中签收后{fast_hours:g}小时内申请的比例。",
+            # Requests before delivery are measured separately: a parcel that never
+            # arrives makes "not received" claims honest, however soon they come.
+            lambda r: (~r["before_delivery"] & (r["hours_to_request"] <= fast_hours)).to_numpy(),
         ),
         share(
             f"before_delivery_share_{long}d",

@@ -22,6 +22,22 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or MLFLOW_TRACKING_URI
 
 
+def artifact_root(uri: str) -> str | None:
+    """Where a SQLite store keeps artifacts: ``mlartifacts`` beside the database file.
+
+    Args:
+        uri: Tracking URI.
+
+    Returns:
+        A file URI for SQLite stores; None (the server's default) for other stores.
+    """
+    if uri == MLFLOW_TRACKING_URI:
+        return MLFLOW_ARTIFACTS_DIR.as_uri()
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
+    return None
+
+
 def start(experiment: str = EXPERIMENT) -> str:
     """Point MLflow at the store and select the experiment, creating it if needed.
 
@@ -33,12 +49,11 @@ def start(experiment: str = EXPERIMENT) -> str:
     """
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
-        exp_id = mlflow.create_experiment(
-            experiment, artifact_location=MLFLOW_ARTIFACTS_DIR.as_uri()
-        )
+        exp_id = mlflow.create_experiment(experiment, artifact_location=artifact_root(uri))
     else:
         exp_id = found.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)

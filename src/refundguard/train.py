@@ -231,6 +231,7 @@ def main(
     params_path: Path = PARAMS_FILE,
     features_dir: Path = FEATURES_DIR,
     out_dir: Path = MODEL_DIR,
+    validated_dir: Path = VALIDATED_DIR,
 ) -> TrainedModel:
     """Train on the snapshots, log the run to MLflow, write models/model.
 
@@ -238,6 +239,7 @@ def main(
         params_path: params.yaml.
         features_dir: The features stage's folder.
         out_dir: Destination of the model files.
+        validated_dir: The validated tables, hashed as the data version.
 
     Returns:
         The trained model.
@@ -266,7 +268,7 @@ def main(
         calibration=params.train.calibration,
     )
 
-    data_hash = tracking.files_hash(VALIDATED_DIR.glob("*.parquet"))
+    data_hash = tracking.files_hash(validated_dir.glob("*.parquet"))
     commit = tracking.git_commit()
     tracking.start()
     with mlflow.start_run(run_name="train") as run:

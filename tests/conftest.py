@@ -1,0 +1,105 @@
+"""Shared fixtures: a seeded rng, hand-built tables, and a tiny simulated world."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from refundguard.config import Params, params_from_dict
+from refundguard.validate import validate_tables
+
+TZ = "Asia/Shanghai"
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20241122)
+
+
+def hand_raw_tables() -> dict[str, pd.DataFrame]:
+    """Two buyers whose features are worked out by hand in test_features.py.
+
+    All times are local (Asia/Shanghai). The cutoff used with them is 2024-03-01 00:00.
+    """
+    orders = pd.DataFrame(
+        [
+            ("o1", "b1", "s1", "2024-01-10 10:00", "100", "apparel", "2024-01-12 10:00"),
+            ("o2", "b1", "s2", "2024-02-15 10:00", "300", "apparel", "2024-02-17 10:00"),
+            ("o3", "b1", "s1", "2024-02-20 10:00", "50", "food", None),
+            ("o4", "b1", "s3", "2024-02-28 10:00", "200", "home", "2024-03-02 10:00"),
+            ("o5", "b1", "s3", "2024-03-05 10:00", "999", "home", "2024-03-06 10:00"),
+            ("o6", "b2", "s1", "2023-06-01 09:00", "80", "books", "2023-06-03 09:00"),
+        ],
+        columns=["order_id", "buyer_id", "seller_id", "created_at", "amount", "category",
+                 "delivered_at"],
+    )
+    refunds = pd.DataFrame(
+        [
+            ("r1", "o1", "2024-01-12 12:00", "100", "refund_only", "damaged", "approved",
+             "2024-01-13 10:00", "false"),
+            ("r2", "o2", "2024-02-20 10:00", "150", "return_refund", "size_fit", "rejected",
+             "2024-03-03 10:00", "false"),
+            ("r3", "o3", "2024-02-25 10:00", "50", "refund_only", "not_received", "approved",
+             "2024-02-26 10:00", "true"),
+            ("r4", "o4", "2024-03-03 10:00", "200", "refund_only", "damaged", "pending",
+             None, "false"),
+        ],
+        columns=["refund_id", "order_id", "requested_at", "amount", "type", "reason", "status",
+                 "resolved_at", "instant"],
+    )
+    reviews = pd.DataFrame(
+        [
+            ("v1", "o1", "2024-01-13 10:00", "1", "质量太差了"),
+            ("v2", "o2", "2024-02-18 10:00", "5", "很好"),
+            ("v3", "o2", "2024-03-04 10:00", "1", "后悔"),
+        ],
+        columns=["review_id", "order_id", "created_at", "rating", "text"],
+    )
+    labels = pd.DataFrame(
+        [("b1", "1", "2024-04-01 10:00", "platform_ruling")],
+        columns=["buyer_id", "label", "labeled_at", "source"],
+    )
+    buyers = pd.DataFrame([("b1", "2023-12-01 00:00"), ("b2", "2023-01-01 00:00")],
+                          columns=["buyer_id", "registered_at"])
+    return {"orders": orders, "refunds": refunds, "reviews": reviews, "labels": labels,
+            "buyers": buyers}
+
+
+@pytest.fixture
+def hand_raw() -> dict[str, pd.DataFrame]:
+    return hand_raw_tables()
+
+
+@pytest.fixture
+def hand_tables() -> dict[str, pd.DataFrame]:
+    result = validate_tables(hand_raw_tables(), timezone=TZ, max_text_chars=2000)
+    assert result.quarantine.empty
+    return result.tables
+
+
+def tiny_params(tmp: Path, **overrides: object) -> Params:
+    """Parameters of a tiny world that the whole pipeline handles in seconds."""
+    raw: dict[str, object] = {
+        "base": {"seed": 7, "cutoff_step_days": 28, "horizon_days": 42, "min_history_days": 84},
+        "data": {"input_dir": str(tmp / "data" / "simulated"),
+                 "truth_file": str(tmp / "data" / "simulated" / "truth.parquet")},
+        "simulate": {"n_buyers": 1500, "days": 420, "start": "2024-01-01",
+                     "label_coverage": 0.9},
+        "sentiment": {"min_labeled_reviews": 50, "hash_bits": 16},
+        "train": {"n_valid_cutoffs": 1, "n_test_cutoffs": 1,
+                  "lightgbm": {"num_boost_round": 200, "early_stopping_rounds": 30,
+                               "min_data_in_leaf": 10}},
+    }
+    for key, value in overrides.items():
+        block, _, name = key.partition("__")
+        raw.setdefault(block, {})[name] = value  # type: ignore[index]
+    return params_from_dict(raw)
+
+
+@pytest.fixture
+def tz() -> Iterator[str]:
+    yield TZ

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from refundguard.config import FeaturesParams
+from refundguard.features import (
+    build_catalog,
+    build_snapshots,
+    catalog_markdown,
+    catalog_version,
+    compute_features,
+    prepare_events,
+    ratio,
+)
+from refundguard.validate import validate_tables
+
+CUTOFF = pd.Timestamp("2024-03-01 00:00", tz="Asia/Shanghai")
+CATALOG = build_catalog(FeaturesParams())
+SENTIMENT = pd.DataFrame({"review_id": ["v1", "v2", "v3"], "sentiment": [0.1, 0.9, 0.0]})
+
+
+def _features(tables: dict[str, pd.DataFrame], sentiment: pd.DataFrame | None = SENTIMENT,
+              cutoff: pd.Timestamp = CUTOFF) -> pd.DataFrame:
+    events = prepare_events(tables["orders"], tables["refunds"], tables["reviews"],
+                            tables["buyers"], sentiment)
+    return compute_features(events, cutoff, CATALOG).set_index("buyer_id")
+
+
+# Worked out by hand from conftest.hand_raw_tables (cutoff 2024-03-01 00:00 local).
+B1_EXPECTED = {
+    "orders_30d": 3,  # o2, o3, o4; o1 is older, o5 after the cutoff
+    "spend_30d": 550,
+    "orders_90d": 4,
+    "spend_90d": 650,
+    "orders_365d": 4,
+    "spend_365d": 650,
+    "refunds_365d": 3,
+    "refund_rate_count_365d": 3 / 4,
+    "refund_rate_amount_365d": 300 / 650,
+    "mean_order_value_365d": 650 / 4,
+    "refunds_30d": 2,  # r2, r3; r4 is after the cutoff
+    "refunds_90d": 3,
+    "refund_rate_count_30d": 2 / 3,  # o2 and o3 of o2, o3, o4 have a request before T
+    "refund_rate_amount_30d": (150 + 50) / 550,
+    "refund_rate_count_90d": 3 / 4,
+    "refund_rate_amount_90d": (100 + 150 + 50) / 650,
+    "refund_only_share_365d": 2 / 3,
+    "compensation_share_365d": 0.0,
+    "fast_refund_share_365d": 1 / 3,  # r1, 2 h after delivery
+    "before_delivery_share_365d": 1 / 3,  # r3, o3 never delivered
+    "median_hours_to_refund_365d": 72.0,  # 2 h, 72 h, 120 h (r3 from payment)
+    "min_hours_to_refund_365d": 2.0,
+    "reason_evidence_share_365d": 2 / 3,
+    "reason_fit_share_365d": 1 / 3,
+    "reason_quality_share_365d": 0.0,
+    "reason_logistics_share_365d": 0.0,
+    "rejected_share_365d": 0.0,  # r2's rejection is only known after the cutoff
+    "cancelled_share_365d": 0.0,
+    "instant_share_365d": 1 / 3,
+    "sellers_365d": 3,
+    "sellers_refunded_365d": 2,
+    "reviews_365d": 2,
+    "mean_rating_365d": 3.0,
+    "low_rating_share_365d": 0.5,
+    "mean_sentiment_365d": 0.5,
+    "negative_text_share_365d": 0.5,
+    "account_age_days": 91.0,  # registered 2023-12-01
+    "days_since_first_order": 50 + 14 / 24,  # o1 at 2024-01-10 10:00
+    "days_since_last_order": 1 + 14 / 24,  # o4 at 2024-02-28 10:00
+}
+
+
+@pytest.mark.parametrize("name", sorted(B1_EXPECTED))
+def test_hand_built_buyer(hand_tables: dict[str, pd.DataFrame], name: str) -> None:
+    got = _features(hand_tables).loc["b1", name]
+    assert got == pytest.approx(B1_EXPECTED[name], rel=1e-9), name
+
+
+def test_every_feature_has_a_hand_value() -> None:
+    assert set(B1_EXPECTED) == {f.name for f in CATALOG}
+
+
+def test_buyer_without_recent_activity(hand_tables: dict[str, pd.DataFrame]) -> None:
+    b2 = _features(hand_tables).loc["b2"]
+    assert b2["orders_30d"] == 0 and b2["orders_365d"] == 1
+    assert math.isnan(b2["refund_rate_count_30d"])  # nothing ordered: unknown, not 0
+    assert b2["refund_rate_count_365d"] == 0.0
+    assert math.isnan(b2["mean_rating_365d"])
+    assert b2["reviews_365d"] == 0
+
+
+def test_no_sentiment_gives_missing_sentiment(hand_tables: dict[str, pd.DataFrame]) -> None:
+    b1 = _features(hand_tables, sentiment=None).loc["b1"]
+    assert math.isnan(b1["mean_sentiment_365d"])
+    assert b1["mean_rating_365d"] == 3.0
+
+
+def _with_later_events(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Events, status changes and labels that all happen after the cutoff."""
+    raw = {k: v.copy() for k, v in raw.items()}
+    raw["orders"] = pd.concat([raw["orders"], pd.DataFrame([
+        ("o9", "b1", "s9", "2024-03-01 00:00", "5000", "digital", "2024-03-01 01:00"),
+        ("o10", "b3", "s9", "2024-03-10 00:00", "10", "digital", None),
+    ], columns=["order_id", "buyer_id", "seller_id", "created_at", "amount", "category",
+                "delivered_at"])], ignore_index=True)
+    # o4 was delivered after the cutoff; delivering it earlier-than-known must not leak.
+    raw["refunds"] = pd.concat([raw["refunds"], pd.DataFrame([
+        ("r9", "o9", "2024-03-01 02:00", "5000", "refund_only", "not_received", "approved",
+         "2024-03-01 03:00", "true"),
+        ("r10", "o1", "2024-03-02 00:00", "10", "compensation", "quality", "rejected",
+         "2024-03-03 00:00", "false"),
+    ], columns=raw["refunds"].columns)], ignore_index=True)
+    raw["refunds"].loc[raw["refunds"]["refund_id"] == "r2", "status"] = "approved"
+    raw["reviews"] = pd.concat([raw["reviews"], pd.DataFrame([
+        ("v9", "o1", "2024-03-20 00:00", "1", "威胁"),
+    ], columns=raw["reviews"].columns)], ignore_index=True)
+    raw["labels"] = pd.concat([raw["labels"], pd.DataFrame([
+        ("b2", "1", "2024-03-01 00:00", "merchant_report"),
+        ("b1", "0", "2024-09-01 00:00", "manual_review"),
+    ], columns=raw["labels"].columns)], ignore_index=True)
+    return raw
+
+
+def test_point_in_time_features(hand_raw: dict[str, pd.DataFrame]) -> None:
+    before = validate_tables(hand_raw, timezone="Asia/Shanghai", max_text_chars=100).tables
+    after = validate_tables(_with_later_events(hand_raw), timezone="Asia/Shanghai",
+                            max_text_chars=100).tables
+    a = _features(before).loc[["b1", "b2"]]
+    b = _features(after).loc[["b1", "b2"]]
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_point_in_time_training_rows(hand_raw: dict[str, pd.DataFrame]) -> None:
+    horizon = 60
+    before = validate_tables(hand_raw, timezone="Asia/Shanghai", max_text_chars=100).tables
+    raw = _with_later_events(hand_raw)
+    # Drop the label decision inside the horizon from the comparison: it *is* the target.
+    raw["labels"] = raw["labels"][raw["labels"]["labeled_at"] != "2024-03-01 00:00"]
+    after = validate_tables(raw, timezone="Asia/Shanghai", max_text_chars=100).tables
+
+    def rows(t: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        events = prepare_events(t["orders"], t["refunds"], t["reviews"], t["buyers"])
+        return build_snapshots(events, t["labels"], [CUTOFF], CATALOG,
+                               horizon_days=horizon, active_days=365)
+
+    a, b = rows(before), rows(after)
+    assert list(a["buyer_id"]) == ["b1", "b2"]
+    assert list(a["target"]) == [1, 0]  # b1 labeled on 2024-04-01, within 60 days
+    pd.testing.assert_frame_equal(a, b[b["buyer_id"].isin(["b1", "b2"])].reset_index(drop=True))
+
+
+def test_known_abusers_leave_the_training_rows(hand_tables: dict[str, pd.DataFrame]) -> None:
+    events = prepare_events(hand_tables["orders"], hand_tables["refunds"],
+                            hand_tables["reviews"], hand_tables["buyers"])
+    later = pd.Timestamp("2024-05-01", tz="Asia/Shanghai")
+    rows = build_snapshots(events, hand_tables["labels"], [later], CATALOG, horizon_days=30,
+                           active_days=365)
+    assert "b1" not in set(rows["buyer_id"])  # labeled abuser on 2024-04-01, before T
+
+
+def test_inputs_are_not_modified(hand_tables: dict[str, pd.DataFrame]) -> None:
+    copies = {k: v.copy() for k, v in hand_tables.items()}
+    _features(hand_tables)
+    for k, v in hand_tables.items():
+        pd.testing.assert_frame_equal(v, copies[k])
+
+
+def test_scoring_list_includes_unknown_buyer(hand_tables: dict[str, pd.DataFrame]) -> None:
+    events = prepare_events(hand_tables["orders"], hand_tables["refunds"],
+                            hand_tables["reviews"], hand_tables["buyers"],
+                            extra_buyer_ids=["nobody"])
+    out = compute_features(events, CUTOFF, CATALOG, buyer_ids=["nobody", "b1"])
+    assert list(out["buyer_id"]) == ["nobody", "b1"]
+    row = out.iloc[0]
+    assert row["orders_365d"] == 0 and row["refunds_365d"] == 0
+    assert math.isnan(row["refund_rate_count_365d"])
+
+
+@pytest.mark.parametrize(("num", "den", "expected"), [
+    (1.0, 2.0, 0.5), (0.0, 3.0, 0.0), (0.0, 0.0, math.nan), (5.0, 0.0, math.nan),
+])
+def test_ratio(num: float, den: float, expected: float) -> None:
+    got = ratio(np.array([num]), np.array([den]))[0]
+    assert (math.isnan(got) and math.isnan(expected)) or got == expected
+
+
+def test_catalog_is_well_formed() -> None:
+    names = [f.name for f in CATALOG]
+    assert len(names) == len(set(names))
+    for f in CATALOG:
+        assert f.en and f.zh and f.direction in (-1, 0, 1)
+        if f.unit == "share":
+            assert f.nullable
+    table = catalog_markdown(CATALOG)
+    assert all(f"| {n} |" in table for n in names)
+
+
+def test_catalog_version_tracks_windows() -> None:
+    assert catalog_version(CATALOG) == catalog_version(build_catalog(FeaturesParams()))
+    other = build_catalog(FeaturesParams(windows_days=(7, 30)))
+    assert catalog_version(other) != catalog_version(CATALOG)
