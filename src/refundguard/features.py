@@ -24,6 +24,7 @@ import pandas as pd
 
 from refundguard.config import FeaturesParams, load_params
 from refundguard.errors import DataContractError
+from refundguard.frames import isin
 from refundguard.io import read_json, write_json, write_parquet
 from refundguard.paths import FEATURES_DIR, PARAMS_FILE, SENTIMENT_DIR, VALIDATED_DIR
 from refundguard.timesplit import label_targets, make_cutoffs
@@ -351,8 +352,7 @@ def _refund_features(windows: Sequence[int], fast_hours: float) -> list[Feature]
         ),
         share(
             f"fast_refund_share_{long}d",
-            f"Share of requests over {long} days made within {fast_hours:g} hours after "
-            "delivery.",
+            f"Share of requests over {long} days made within {fast_hours:g} hours after delivery.",
             f"近{long}天售后中签收后{fast_hours:g}小时内申请的比例。",
             # Requests before delivery are measured separately: a parcel that never
             # arrives makes "not received" claims honest, however soon they come.
@@ -369,20 +369,20 @@ def _refund_features(windows: Sequence[int], fast_hours: float) -> list[Feature]
             f"Share of requests over {long} days claiming not received, damaged or "
             "missing parts (claims that need evidence).",
             f"近{long}天售后中以未收到货、破损、少件为由的比例。",
-            lambda r: r["reason"].isin(EVIDENCE_REASONS).to_numpy(),
+            lambda r: isin(r["reason"], EVIDENCE_REASONS),
         ),
         share(
             f"reason_quality_share_{long}d",
             f"Share of requests over {long} days about quality, description or wrong item.",
             f"近{long}天售后中以质量、描述不符、发错货为由的比例。",
-            lambda r: r["reason"].isin(QUALITY_REASONS).to_numpy(),
+            lambda r: isin(r["reason"], QUALITY_REASONS),
             0,
         ),
         share(
             f"reason_fit_share_{long}d",
             f"Share of requests over {long} days for size/fit or a change of mind.",
             f"近{long}天售后中以尺码不合适或不想要了为由的比例。",
-            lambda r: r["reason"].isin(FIT_REASONS).to_numpy(),
+            lambda r: isin(r["reason"], FIT_REASONS),
             0,
         ),
         share(
@@ -673,34 +673,48 @@ def prepare_events(
         The joined event tables. The inputs are not modified.
     """
     buyers = buyers if buyers is not None else pd.DataFrame({"buyer_id": [], "registered_at": []})
+    # Object dtype on purpose: hashing lookups on it are far faster than on Arrow strings.
     ids = pd.Index(
-        sorted(
-            set(orders["buyer_id"].dropna())
-            | set(buyers["buyer_id"].dropna())
-            | set(extra_buyer_ids)
+        np.array(
+            sorted(
+                set(orders["buyer_id"].dropna())
+                | set(buyers["buyer_id"].dropna())
+                | {str(b) for b in extra_buyer_ids}
+            ),
+            dtype=object,
         ),
-        dtype="str",
+        dtype=object,
     )
+    order_ids = pd.Index(orders["order_id"].to_numpy(dtype=object))
+    if not order_ids.is_unique:
+        raise DataContractError("orders: order_id is not unique (validate the tables first)")
     o = pd.DataFrame(
         {
-            "order_id": orders["order_id"].to_numpy(),
-            "b": ids.get_indexer(orders["buyer_id"]),
-            "seller_code": pd.factorize(orders["seller_id"], sort=True)[0],
+            # Integer order codes: joins on them avoid hashing strings at every cutoff.
+            "oc": np.arange(len(orders), dtype="int64"),
+            "b": ids.get_indexer(orders["buyer_id"].to_numpy(dtype=object)),
+            "seller_code": pd.factorize(orders["seller_id"].to_numpy(dtype=object), sort=True)[0],
             "created_at": _naive_utc(orders["created_at"]).to_numpy(),
             "delivered_at": _naive_utc(orders["delivered_at"]).to_numpy(),
             "amount": orders["amount"].to_numpy(dtype="float64"),
         }
     )
-    by_order = o.set_index("order_id")
-    r_orders = by_order.reindex(refunds["order_id"].to_numpy())
+
+    def of_orders(order_id: pd.Series, what: str) -> np.ndarray:
+        pos = order_ids.get_indexer(order_id.to_numpy(dtype=object))
+        if (pos < 0).any():
+            raise DataContractError(f"{what} for unknown orders (validate the tables first)")
+        return pos
+
+    r_pos = of_orders(refunds["order_id"], "refunds")
     r = pd.DataFrame(
         {
-            "order_id": refunds["order_id"].to_numpy(),
-            "b": r_orders["b"].to_numpy(),
-            "seller_code": r_orders["seller_code"].to_numpy(),
-            "order_created_at": r_orders["created_at"].to_numpy(),
-            "delivered_at": r_orders["delivered_at"].to_numpy(),
-            "order_amount": r_orders["amount"].to_numpy(),
+            "oc": r_pos,
+            "b": o["b"].to_numpy()[r_pos],
+            "seller_code": o["seller_code"].to_numpy()[r_pos],
+            "order_created_at": o["created_at"].to_numpy()[r_pos],
+            "delivered_at": o["delivered_at"].to_numpy()[r_pos],
+            "order_amount": o["amount"].to_numpy()[r_pos],
             "requested_at": _naive_utc(refunds["requested_at"]).to_numpy(),
             "resolved_at": _naive_utc(refunds["resolved_at"]).to_numpy(),
             "amount": refunds["amount"].to_numpy(dtype="float64"),
@@ -710,24 +724,25 @@ def prepare_events(
             "instant": refunds["instant"].fillna(False).to_numpy(dtype=bool),
         }
     )
-    v_orders = by_order.reindex(reviews["order_id"].to_numpy())
+    v_pos = of_orders(reviews["order_id"], "reviews")
     v = pd.DataFrame(
         {
-            "review_id": reviews["review_id"].to_numpy(),
-            "b": v_orders["b"].to_numpy(),
+            "b": o["b"].to_numpy()[v_pos],
             "created_at": _naive_utc(reviews["created_at"]).to_numpy(),
             "rating": reviews["rating"].to_numpy(dtype="float64"),
         }
     )
     if sentiment is not None and len(sentiment):
-        lookup = sentiment.set_index("review_id")["sentiment"]
-        v["sentiment"] = lookup.reindex(v["review_id"].to_numpy()).to_numpy(dtype="float64")
+        scored = pd.Index(sentiment["review_id"].to_numpy(dtype=object))
+        pos = scored.get_indexer(reviews["review_id"].to_numpy(dtype=object))
+        values = sentiment["sentiment"].to_numpy(dtype="float64")
+        v["sentiment"] = np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
     else:
         v["sentiment"] = np.nan
     registered = np.full(len(ids), np.datetime64("NaT"), dtype="datetime64[us]")
     if len(buyers):
         known = buyers.dropna(subset=["buyer_id"])
-        registered[ids.get_indexer(known["buyer_id"])] = _naive_utc(
+        registered[ids.get_indexer(known["buyer_id"].to_numpy(dtype=object))] = _naive_utc(
             known["registered_at"]
         ).to_numpy()
     return EventTables(
@@ -766,9 +781,12 @@ def snapshot(events: EventTables, cutoff: pd.Timestamp) -> Snapshot:
     known = r["resolved_at"].to_numpy() < t
     r["status_at_cutoff"] = np.where(known, r["status"].to_numpy(), "pending")
 
-    asked = r.groupby("order_id", sort=False)["amount"].sum()
-    o["asked_amount"] = asked.reindex(o["order_id"].to_numpy()).fillna(0.0).to_numpy()
-    o["has_request"] = o["order_id"].isin(asked.index).to_numpy()
+    n_orders = len(events.orders)
+    oc = r["oc"].to_numpy()
+    asked = np.bincount(oc, weights=r["amount"].to_numpy(), minlength=n_orders)
+    requests = np.bincount(oc, minlength=n_orders)
+    o["asked_amount"] = asked[o["oc"].to_numpy()]
+    o["has_request"] = requests[o["oc"].to_numpy()] > 0
 
     v = events.reviews[events.reviews["created_at"].to_numpy() < t]
     return Snapshot(
@@ -808,7 +826,7 @@ def compute_features(
             recent = snap.count("orders", snap.since("orders", active_days)) > 0
             codes = codes[recent]
     else:
-        codes = events.buyer_ids.get_indexer(pd.Index(buyer_ids, dtype="str"))
+        codes = events.buyer_ids.get_indexer(np.asarray([str(b) for b in buyer_ids], dtype=object))
         if (codes < 0).any():
             raise DataContractError("compute_features: buyer ids missing from the event tables")
     columns: dict[str, np.ndarray] = {
@@ -849,8 +867,8 @@ def build_snapshots(
     for cutoff in cutoffs:
         feats = compute_features(events, cutoff, catalog, active_days=active_days)
         targets = label_targets(labels, cutoff, horizon_days)
-        feats = feats[~feats["buyer_id"].isin(targets.known_abusers)]
-        feats["target"] = feats["buyer_id"].isin(targets.positives).astype("int8")
+        feats = feats[~isin(feats["buyer_id"], targets.known_abusers)]
+        feats["target"] = isin(feats["buyer_id"], targets.positives).astype("int8")
         parts.append(feats)
     if not parts:
         raise DataContractError("no cutoffs: the data span is too short for the horizon")

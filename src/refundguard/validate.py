@@ -23,6 +23,7 @@ import pandera.pandas as pa
 from refundguard.config import load_params
 from refundguard.contract import DTYPES, TABLES, TIME_DTYPE, ColumnSpec, TableSpec, schema
 from refundguard.errors import ConfigError, DataContractError
+from refundguard.frames import isin
 from refundguard.io import find_table_file, read_raw_table, write_csv, write_json, write_parquet
 from refundguard.paths import PARAMS_FILE, VALIDATED_DIR
 
@@ -115,8 +116,8 @@ def _parse_bool(s: pd.Series) -> pd.Series:
         return s.astype("boolean")
     text = _as_text(s).str.lower()
     out = pd.Series(pd.NA, index=s.index, dtype="boolean")
-    out[text.isin(_TRUE)] = True
-    out[text.isin(_FALSE)] = False
+    out[isin(text, _TRUE)] = True
+    out[isin(text, _FALSE)] = False
     return out
 
 
@@ -253,8 +254,8 @@ def _cross_table_checks(tables: dict[str, pd.DataFrame], reasons: _Reasons) -> N
 
     for name, time_col in (("refunds", "requested_at"), ("reviews", "created_at")):
         df = tables[name]
-        known = df["order_id"].isin(order_time.index)
-        quarantined_order = df["order_id"].isin(orders["order_id"]) & ~known
+        known = isin(df["order_id"], order_time.index)
+        quarantined_order = isin(df["order_id"], orders["order_id"]) & ~known
         reasons.add(
             name,
             df.index[~known & ~quarantined_order & df["order_id"].notna()],
