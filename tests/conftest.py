@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +104,71 @@ def tiny_params(tmp: Path, **overrides: object) -> Params:
 @pytest.fixture
 def tz() -> Iterator[str]:
     yield TZ
+
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(__import__("sys").executable).parent
+
+
+def tiny_params_dict() -> dict[str, object]:
+    """The repository's params.yaml, shrunk to a world the pipeline runs in seconds."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    raw["simulate"].update(n_buyers=1500, days=420, label_coverage=0.9)
+    raw["base"].update(horizon_days=42, min_history_days=84, cutoff_step_days=28)
+    raw["sentiment"].update(min_labeled_reviews=50, hash_bits=16)
+    raw["train"].update(n_valid_cutoffs=1, n_test_cutoffs=1)
+    raw["train"]["lightgbm"].update(num_boost_round=300, early_stopping_rounds=30,
+                                    min_data_in_leaf=10)
+    return raw
+
+
+def project_env(root: Path) -> dict[str, str]:
+    """Environment for running refundguard and DVC in a project rooted at ``root``."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(
+        REFUNDGUARD_ROOT=str(root),
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    return env
+
+
+def run(cmd: list[str], root: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    import subprocess
+
+    proc = subprocess.run(cmd, cwd=root, env=project_env(root), capture_output=True, text=True,
+                          timeout=900, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project in a temporary folder, after a full `dvc repro` on a tiny world.
+
+    Session-scoped: the end-to-end run happens once; the pipeline, export, scorer and CLI
+    tests read its outputs. Tests must not change them (copy what they modify).
+    """
+    import shutil
+
+    import yaml
+
+    root = tmp_path_factory.mktemp("project")
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copytree(REPO / "src", root / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict(), allow_unicode=True),
+                                      encoding="utf-8")
+    run(["git", "init", "-q"], root)
+    run(["dvc", "init", "-q"], root)
+    run(["dvc", "config", "core.analytics", "false"], root)
+    run(["dvc", "repro"], root)
+    return root

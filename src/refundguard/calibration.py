@@ -88,6 +88,10 @@ class Calibrator:
             y = tuple(float(v) for v in data.get("y", ()))
             if method == "isotonic" and (len(x) != len(y) or not x):
                 raise ValueError("isotonic knots are missing or uneven")
+            if any(b < a for a, b in zip(x, x[1:], strict=False)):
+                raise ValueError("isotonic knots are not in ascending order")
+            if not all(np.isfinite(v) for v in (*x, *y)):
+                raise ValueError("isotonic knots are not finite")
             return cls(
                 method=method, x=x, y=y, a=float(data.get("a", 1.0)), b=float(data.get("b", 0.0))
             )

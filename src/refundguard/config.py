@@ -7,6 +7,7 @@ dataclasses to its core functions; no raw dictionary travels further than this m
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import types
 import typing
 from dataclasses import dataclass, field
@@ -300,6 +301,9 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"params: '{where}' must be a whole number, got {value!r}")
         return value
     if tp is str:
+        if isinstance(value, datetime.date):
+            # YAML reads an unquoted 2024-05-01 as a date; it means the same text.
+            return value.isoformat()
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"params: '{where}' must be text, got {value!r}")
         return str(value)

@@ -9,14 +9,17 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 
 def _check(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y_true).astype(int).ravel()
+    raw_y = np.asarray(y_true).ravel()
     s = np.asarray(score, dtype="float64").ravel()
-    if y.shape != s.shape:
-        raise ValueError(f"y_true has {y.size} values but score has {s.size}")
-    if not np.isin(y, (0, 1)).all():
+    if raw_y.shape != s.shape:
+        raise ValueError(f"y_true has {raw_y.size} values but score has {s.size}")
+    if not np.isin(raw_y, (0, 1)).all():
         raise ValueError("y_true must hold only 0 and 1")
-    # A missing score ranks last: a rule with nothing to measure flags nobody.
-    return y, np.nan_to_num(s, nan=-np.inf)
+    finite = s[np.isfinite(s)]
+    # A missing score ranks last (a rule with nothing to measure flags nobody); a finite
+    # stand-in keeps scikit-learn's metrics, which refuse infinities, working.
+    floor = float(np.nextafter(finite.min(), -np.inf)) if finite.size else 0.0
+    return raw_y.astype(int), np.nan_to_num(s, nan=floor, neginf=floor)
 
 
 def precision_at_k(y_true: np.ndarray, score: np.ndarray, k: int) -> float:
@@ -52,7 +55,7 @@ def recall_at_fpr(y_true: np.ndarray, score: np.ndarray, max_fpr: float) -> floa
         Recall at that budget; NaN when either class is absent.
     """
     y, s = _check(y_true, score)
-    if y.min(initial=1) == y.max(initial=0):
+    if y.size == 0 or y.min() == y.max():
         return math.nan
     fpr, tpr, _ = roc_curve(y, s)
     return float(tpr[fpr <= max_fpr].max(initial=0.0))

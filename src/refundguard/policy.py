@@ -38,7 +38,13 @@ def assign_tiers(probability: np.ndarray, bounds: tuple[float, float, float]) ->
 
     Returns:
         Tier names, one per probability.
+
+    Raises:
+        ValueError: A probability is NaN.
     """
+    probability = np.asarray(probability, dtype="float64")
+    if np.isnan(probability).any():
+        raise ValueError("a probability is NaN; a tier needs a number")
     idx = np.searchsorted(np.asarray(bounds, dtype="float64"), probability, side="right")
     return np.asarray(TIERS, dtype=object)[idx]
 
@@ -51,5 +57,11 @@ def risk_score(probability: np.ndarray) -> np.ndarray:
 
     Returns:
         Rounded scores.
+
+    Raises:
+        ValueError: A probability is NaN.
     """
+    probability = np.asarray(probability, dtype="float64")
+    if np.isnan(probability).any():
+        raise ValueError("a probability is NaN; a risk score needs a number")
     return np.rint(np.clip(probability, 0.0, 1.0) * 1000).astype("int64")

@@ -222,10 +222,19 @@ def _coerce_table(
 
 
 def _collapse_duplicates(
-    df: pd.DataFrame, spec: TableSpec, reasons: _Reasons
+    df: pd.DataFrame, raw: pd.DataFrame, spec: TableSpec, reasons: _Reasons
 ) -> tuple[pd.DataFrame, int]:
     """Drop exact duplicate rows; quarantine rows whose key repeats with other values."""
-    exact = df.duplicated(keep="first")
+    failed = [(row, col) for (table, row, col) in reasons.cells if table == spec.name]
+    if failed:
+        # Unparseable cells are missing after coercion; compare their raw text instead,
+        # so that rows with different bad values are not taken for copies.
+        key = df.astype(object)
+        for row, col in failed:
+            key.at[row, col] = f"\x00{raw.at[row, col]}"
+        exact = key.duplicated(keep="first")
+    else:
+        exact = df.duplicated(keep="first")
     n_exact = int(exact.sum())
     # A collapsed copy is accounted for by the count; the copy that stays carries any
     # reasons, so that each input row is counted exactly once.
@@ -246,31 +255,38 @@ def _collapse_duplicates(
 def _cross_table_checks(tables: dict[str, pd.DataFrame], reasons: _Reasons) -> None:
     """Rules that span tables or columns: orphans, order of events, amounts."""
     orders = tables["orders"]
+    bad_delivery = (orders["delivered_at"] < orders["created_at"]).fillna(False)
+    reasons.add(
+        "orders", orders.index[bad_delivery.to_numpy(dtype=bool)], "delivered before created"
+    )
+    # Only orders that survive every check may anchor refunds and reviews.
     ok_orders = orders.drop(index=list(reasons.rows("orders")), errors="ignore")
-    bad_delivery = orders["delivered_at"] < orders["created_at"]
-    reasons.add("orders", orders.index[bad_delivery.fillna(False)], "delivered before created")
-    order_time = ok_orders.set_index("order_id")["created_at"]
-    order_amount = ok_orders.set_index("order_id")["amount"]
+    ok_ids = pd.Index(ok_orders["order_id"].to_numpy(dtype=object))
+    ok_time = ok_orders["created_at"].to_numpy()
+    ok_amount = ok_orders["amount"].to_numpy(dtype="float64")
 
     for name, time_col in (("refunds", "requested_at"), ("reviews", "created_at")):
         df = tables[name]
-        known = isin(df["order_id"], order_time.index)
+        pos = ok_ids.get_indexer(df["order_id"].to_numpy(dtype=object))
+        known = pos >= 0
         quarantined_order = isin(df["order_id"], orders["order_id"]) & ~known
-        reasons.add(
-            name,
-            df.index[~known & ~quarantined_order & df["order_id"].notna()],
-            "order_id: no such order",
-        )
+        orphan = ~known & ~quarantined_order & df["order_id"].notna().to_numpy()
+        reasons.add(name, df.index[orphan], "order_id: no such order")
         reasons.add(name, df.index[quarantined_order], "order_id: its order was quarantined")
-        placed = df["order_id"].map(order_time)
-        before = (df[time_col] < placed).fillna(False)
-        reasons.add(name, df.index[before], f"{time_col}: before its order was created")
+        if len(ok_ids) and known.any():
+            placed = ok_time[np.where(known, pos, 0)]
+            before = known & (df[time_col].to_numpy() < placed)
+            reasons.add(name, df.index[before], f"{time_col}: before its order was created")
+            if name == "refunds":
+                limit = ok_amount[np.where(known, pos, 0)] + 1e-9
+                above = known & (df["amount"].to_numpy(dtype="float64") > limit)
+                reasons.add(name, df.index[above], "amount: above the order's amount")
 
     refunds = tables["refunds"]
-    above = (refunds["amount"] > refunds["order_id"].map(order_amount) + 1e-9).fillna(False)
-    reasons.add("refunds", refunds.index[above], "amount: above the order's amount")
     early = (refunds["resolved_at"] < refunds["requested_at"]).fillna(False)
-    reasons.add("refunds", refunds.index[early], "resolved_at: before requested_at")
+    reasons.add(
+        "refunds", refunds.index[early.to_numpy(dtype=bool)], "resolved_at: before requested_at"
+    )
 
 
 def validate_tables(
@@ -309,7 +325,7 @@ def validate_tables(
         raw.columns = [str(c).strip().lstrip("\ufeff") for c in raw.columns]
         raws[name] = raw
         df, ignored = _coerce_table(raw, spec, tz, max_text_chars, reasons)
-        df, n_exact = _collapse_duplicates(df, spec, reasons)
+        df, n_exact = _collapse_duplicates(df, raw, spec, reasons)
         for row, column, reason in _pandera_failures(df, name):
             if (name, row, column) not in reasons.cells:
                 reasons.add(name, [row], reason)
@@ -360,7 +376,7 @@ def validate_tables(
 
 def _reason_kind(reason: str) -> str:
     """A reason without the offending value, for counting ("amount: must be >= 0")."""
-    return re.sub(r"\s*\(.*\)$|\s+'.*'$", "", reason)
+    return re.sub(r"""\s*\(.*\)$|\s+'.*'$|\s+".*"$""", "", reason)
 
 
 def check_reject_shares(report: dict[str, dict[str, Any]], max_share: float) -> None:

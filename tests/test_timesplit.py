@@ -1,0 +1,380 @@
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from refundguard.config import BaseParams
+from refundguard.errors import ConfigError, DataContractError
+from refundguard.timesplit import (
+    TimeSplit,
+    data_span,
+    label_targets,
+    make_cutoffs,
+    split_cutoffs,
+)
+
+TZ = "Asia/Shanghai"
+T = pd.Timestamp("2024-03-01 00:00", tz=TZ).tz_convert("UTC")
+DAY = pd.Timedelta(days=1)
+
+
+def utc(local: str) -> pd.Timestamp:
+    """A Shanghai wall-clock time in UTC."""
+    return pd.Timestamp(local, tz=TZ).tz_convert("UTC")
+
+
+def _labels(rows: list[tuple[str, float, pd.Timestamp]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["buyer_id", "label", "labeled_at"])
+    df["label"] = df["label"].astype("float64")
+    df["labeled_at"] = pd.to_datetime(df["labeled_at"], utc=True).dt.as_unit("us")
+    return df
+
+
+# --- label_targets ----------------------------------------------------------------------
+
+
+def test_positives_only_inside_the_horizon() -> None:
+    h = 10
+    labels = _labels(
+        [
+            ("before", 1, T - pd.Timedelta(seconds=1)),
+            ("at_t", 1, T),
+            ("inside", 1, T + 5 * DAY),
+            ("last_second", 1, T + h * DAY - pd.Timedelta(microseconds=1)),
+            ("at_end", 1, T + h * DAY),
+            ("after", 1, T + 30 * DAY),
+            ("legit", 0, T + 2 * DAY),
+        ]
+    )
+    targets = label_targets(labels, T, h)
+    assert targets.positives == frozenset({"at_t", "inside", "last_second"})
+    assert targets.known_abusers == frozenset({"before"})
+
+
+def test_label_exactly_at_t_plus_h_is_excluded() -> None:
+    labels = _labels([("b1", 1, T + 56 * DAY)])
+    assert label_targets(labels, T, 56).positives == frozenset()
+    assert label_targets(labels, T, 57).positives == frozenset({"b1"})
+
+
+def test_known_abuser_uses_the_latest_decision_before_t() -> None:
+    labels = _labels(
+        [
+            ("cleared", 1, T - 30 * DAY),
+            ("cleared", 0, T - 10 * DAY),  # later decision: legitimate
+            ("caught", 0, T - 30 * DAY),
+            ("caught", 1, T - 10 * DAY),  # later decision: abuser
+            ("always", 1, T - 5 * DAY),
+            ("fresh", 0, T - 5 * DAY),
+            ("future", 1, T + 100 * DAY),  # after the horizon; not known at T either
+        ]
+    )
+    targets = label_targets(labels, T, 56)
+    assert targets.known_abusers == frozenset({"caught", "always"})
+    assert targets.positives == frozenset()
+
+
+def test_latest_decision_does_not_depend_on_row_order() -> None:
+    rows = [("cleared", 0, T - 10 * DAY), ("cleared", 1, T - 30 * DAY),
+            ("caught", 1, T - 10 * DAY), ("caught", 0, T - 30 * DAY)]
+    for perm in itertools.permutations(rows):
+        targets = label_targets(_labels(list(perm)), T, 56)
+        assert targets.known_abusers == frozenset({"caught"})
+
+
+def test_decision_at_t_is_not_yet_known() -> None:
+    labels = _labels([("b1", 1, T - 20 * DAY), ("b1", 0, T)])
+    targets = label_targets(labels, T, 56)
+    assert targets.known_abusers == frozenset({"b1"})  # the 0 at T is not before T
+    assert targets.positives == frozenset()
+
+
+def test_known_abuser_can_also_be_positive_again() -> None:
+    labels = _labels([("b1", 1, T - 20 * DAY), ("b1", 1, T + 3 * DAY)])
+    targets = label_targets(labels, T, 56)
+    assert targets.known_abusers == frozenset({"b1"})
+    assert targets.positives == frozenset({"b1"})
+
+
+def test_empty_labels() -> None:
+    targets = label_targets(_labels([]), T, 56)
+    assert targets.positives == frozenset() and targets.known_abusers == frozenset()
+
+
+def test_naive_and_local_cutoffs_mean_the_same_instant() -> None:
+    labels = _labels([("b1", 1, T), ("b2", 1, T - pd.Timedelta(seconds=1))])
+    local = label_targets(labels, T.tz_convert(TZ), 1)
+    assert local.positives == frozenset({"b1"})
+    assert local.known_abusers == frozenset({"b2"})
+
+
+# --- make_cutoffs -----------------------------------------------------------------------
+
+
+def _tables(first_order: str, last_order: str, last_label: str | None = None,
+            last_refund: str | None = None) -> dict[str, pd.DataFrame]:
+    orders = pd.DataFrame(
+        {"order_id": ["o1", "o2"], "created_at": [utc(first_order), utc(last_order)]}
+    )
+    tables = {"orders": orders}
+    if last_label is not None:
+        tables["labels"] = pd.DataFrame({"buyer_id": ["b1"], "label": [1.0],
+                                         "labeled_at": [utc(last_label)]})
+    if last_refund is not None:
+        tables["refunds"] = pd.DataFrame({"refund_id": ["r1"],
+                                          "requested_at": [utc(last_refund)]})
+    tables["reviews"] = pd.DataFrame({"review_id": pd.Series(dtype="str"),
+                                      "created_at": pd.Series(dtype="datetime64[us, UTC]")})
+    return tables
+
+
+BASE = BaseParams(timezone=TZ, cutoff_step_days=28, horizon_days=56, min_history_days=120)
+
+
+def test_data_span_uses_every_table() -> None:
+    tables = _tables("2024-01-01 00:00", "2024-12-31 12:00", last_label="2025-02-01 10:00",
+                     last_refund="2025-01-10 00:00")
+    start, end = data_span(tables)
+    assert start == utc("2024-01-01 00:00")
+    assert end == utc("2025-02-01 10:00")
+    del tables["labels"]
+    assert data_span(tables)[1] == utc("2025-01-10 00:00")
+    del tables["refunds"]
+    assert data_span(tables)[1] == utc("2024-12-31 12:00")
+
+
+def test_derived_bounds() -> None:
+    tables = _tables("2024-01-01 00:00", "2024-12-31 12:00", last_label="2025-02-01 10:00")
+    cutoffs = make_cutoffs(tables, BASE)
+    # last = local midnight of (data end - 56 days) = 2024-12-07 00:00 Shanghai
+    assert cutoffs[-1] == utc("2024-12-07 00:00")
+    # first bound = local midnight of (first order + 120 days) = 2024-04-30 00:00
+    assert cutoffs[0] >= utc("2024-04-30 00:00")
+    assert cutoffs[0] - 28 * DAY < utc("2024-04-30 00:00")
+    assert cutoffs == sorted(cutoffs)
+    assert all(b - a == 28 * DAY for a, b in itertools.pairwise(cutoffs))
+    assert len(cutoffs) == 8  # 2024-05-18 ... 2024-12-07
+
+
+def test_cutoffs_are_local_midnights() -> None:
+    tables = _tables("2024-01-01 13:37", "2024-12-31 23:59", last_label="2025-02-01 22:10")
+    cutoffs = make_cutoffs(tables, BASE)
+    assert cutoffs
+    for c in cutoffs:
+        assert str(c.tz) == "UTC"
+        assert (c.hour, c.minute, c.second, c.microsecond) == (16, 0, 0, 0)
+        local = c.tz_convert(TZ)
+        assert (local.hour, local.minute) == (0, 0)
+
+
+def test_local_midnight_alignment_late_evening_utc() -> None:
+    # 2024-12-07 17:00 UTC is already 2024-12-08 01:00 in Shanghai.
+    tables = _tables("2024-01-01 00:00", "2024-06-01 00:00")
+    tables["labels"] = pd.DataFrame({"buyer_id": ["b"], "label": [1.0],
+                                     "labeled_at": [pd.Timestamp("2025-02-01 17:00", tz="UTC")]})
+    cutoffs = make_cutoffs(tables, BASE)
+    assert cutoffs[-1] == utc("2024-12-08 00:00")
+    assert cutoffs[-1] == pd.Timestamp("2024-12-07 16:00", tz="UTC")
+
+
+def test_explicit_first_and_last_cutoffs() -> None:
+    tables = _tables("2024-01-01 00:00", "2024-12-31 12:00", last_label="2025-02-01 10:00")
+    base = BaseParams(timezone=TZ, first_cutoff="2024-05-01", last_cutoff="2024-08-01",
+                      cutoff_step_days=28, horizon_days=56, min_history_days=120)
+    cutoffs = make_cutoffs(tables, base)
+    # Laid back from the last cutoff, so the first one falls on or after 2024-05-01.
+    assert cutoffs == [utc("2024-05-09"), utc("2024-06-06"), utc("2024-07-04"),
+                       utc("2024-08-01")]
+    assert cutoffs[-1] == utc("2024-08-01")
+    assert cutoffs[-1] == pd.Timestamp("2024-07-31 16:00", tz="UTC")
+
+
+def test_explicit_cutoff_with_time_and_offset_is_aligned() -> None:
+    tables = _tables("2024-01-01 00:00", "2024-12-31 12:00", last_label="2025-02-01 10:00")
+    base = BaseParams(timezone=TZ, first_cutoff="2024-06-01T12:00:00+00:00",
+                      last_cutoff="2024-06-01 23:30", cutoff_step_days=7)
+    # 12:00 UTC is 20:00 in Shanghai: same local day.
+    assert make_cutoffs(tables, base) == [utc("2024-06-01")]
+
+
+def test_explicit_bounds_can_leave_the_data() -> None:
+    tables = _tables("2024-01-01 00:00", "2024-02-01 00:00")
+    base = BaseParams(timezone=TZ, first_cutoff="2023-01-01", last_cutoff="2023-01-15",
+                      cutoff_step_days=7)
+    assert make_cutoffs(tables, base) == [utc("2023-01-01"), utc("2023-01-08"),
+                                          utc("2023-01-15")]
+
+
+@pytest.mark.parametrize("step", [1, 7, 14, 30])
+def test_step(step: int) -> None:
+    tables = _tables("2024-01-01 00:00", "2024-12-31 12:00", last_label="2025-02-01 10:00")
+    base = BaseParams(timezone=TZ, cutoff_step_days=step, horizon_days=56, min_history_days=120)
+    cutoffs = make_cutoffs(tables, base)
+    assert cutoffs[-1] == utc("2024-12-07 00:00")
+    assert all(b - a == step * DAY for a, b in itertools.pairwise(cutoffs))
+    assert cutoffs[0] >= utc("2024-04-30 00:00") > cutoffs[0] - step * DAY
+
+
+def test_other_time_zone() -> None:
+    tables = _tables("2024-01-01 00:00", "2024-12-31 12:00", last_label="2025-02-01 10:00")
+    base = BaseParams(timezone="UTC", last_cutoff="2024-08-01", first_cutoff="2024-08-01")
+    assert make_cutoffs(tables, base) == [pd.Timestamp("2024-08-01", tz="UTC")]
+
+
+def test_single_cutoff_when_span_is_just_enough() -> None:
+    # first bound 2024-04-30, last bound: (2024-06-25 00:00 - 56 d) = 2024-04-30.
+    tables = _tables("2024-01-01 00:00", "2024-06-25 00:00")
+    assert make_cutoffs(tables, BASE) == [utc("2024-04-30")]
+
+
+def test_too_short_span() -> None:
+    tables = _tables("2024-01-01 00:00", "2024-06-23 00:00")
+    with pytest.raises(DataContractError, match="too short"):
+        make_cutoffs(tables, BASE)
+
+
+def test_explicit_first_after_last() -> None:
+    tables = _tables("2024-01-01 00:00", "2024-12-31 12:00")
+    base = BaseParams(timezone=TZ, first_cutoff="2024-09-01", last_cutoff="2024-08-01")
+    with pytest.raises(DataContractError):
+        make_cutoffs(tables, base)
+
+
+def test_no_orders() -> None:
+    tables = _tables("2024-01-01 00:00", "2024-12-31 12:00", last_label="2025-02-01 10:00")
+    tables["orders"] = tables["orders"].iloc[0:0]
+    with pytest.raises(DataContractError, match="orders"):
+        make_cutoffs(tables, BASE)
+    with pytest.raises(DataContractError):
+        data_span(tables)
+
+
+# --- split_cutoffs ----------------------------------------------------------------------
+
+
+def weekly(n: int, start: str = "2024-01-01") -> list[pd.Timestamp]:
+    return [utc(start) + i * 7 * DAY for i in range(n)]
+
+
+def assert_gapped(split: TimeSplit, horizon_days: int) -> None:
+    gap = pd.Timedelta(days=horizon_days)
+    assert split.train and split.valid and split.test
+    assert max(split.train) + gap <= min(split.valid)
+    assert max(split.valid) + gap <= min(split.test)
+
+
+def test_split_worked_example() -> None:
+    cutoffs = weekly(20)  # weeks 0..19
+    split = split_cutoffs(cutoffs, horizon_days=28, n_valid=2, n_test=3)
+    assert split.test == tuple(cutoffs[17:20])
+    # valid: latest two with c + 28 d <= week 17, i.e. weeks 12 and 13
+    assert split.valid == tuple(cutoffs[12:14])
+    # train: c + 28 d <= week 12, i.e. weeks 0..8
+    assert split.train == tuple(cutoffs[0:9])
+    assert_gapped(split, 28)
+
+
+def test_split_sorts_its_input() -> None:
+    cutoffs = weekly(20)
+    shuffled = cutoffs[::-1]
+    assert split_cutoffs(shuffled, horizon_days=28, n_valid=1, n_test=1) == split_cutoffs(
+        cutoffs, horizon_days=28, n_valid=1, n_test=1
+    )
+
+
+def test_gap_exactly_h_is_allowed() -> None:
+    cutoffs = [utc("2024-01-01"), utc("2024-01-01") + 10 * DAY, utc("2024-01-01") + 20 * DAY]
+    split = split_cutoffs(cutoffs, horizon_days=10, n_valid=1, n_test=1)
+    assert split == TimeSplit(train=(cutoffs[0],), valid=(cutoffs[1],), test=(cutoffs[2],))
+    with pytest.raises(DataContractError):
+        split_cutoffs(cutoffs, horizon_days=11, n_valid=1, n_test=1)
+
+
+@pytest.mark.parametrize(
+    ("n", "horizon", "n_valid", "n_test"),
+    [(0, 7, 1, 1), (1, 7, 1, 1), (2, 7, 1, 1), (5, 28, 1, 1), (10, 7, 5, 5), (3, 1, 1, 3)],
+)
+def test_too_few_cutoffs(n: int, horizon: int, n_valid: int, n_test: int) -> None:
+    with pytest.raises(DataContractError, match="cutoffs cannot hold"):
+        split_cutoffs(weekly(n), horizon_days=horizon, n_valid=n_valid, n_test=n_test)
+
+
+@pytest.mark.parametrize(("n_valid", "n_test"), [(0, 1), (1, 0), (-1, 1), (0, 0)])
+def test_counts_below_one(n_valid: int, n_test: int) -> None:
+    with pytest.raises(ConfigError, match="must be >= 1"):
+        split_cutoffs(weekly(30), horizon_days=7, n_valid=n_valid, n_test=n_test)
+
+
+def _feasible(ordered: Sequence[pd.Timestamp], gap: pd.Timedelta, n_valid: int,
+              n_test: int) -> bool:
+    """Brute force: can any n_valid cutoffs sit between a train cutoff and the test ones?"""
+    if len(ordered) < n_test:
+        return False
+    test = ordered[len(ordered) - n_test:]
+    rest = ordered[: len(ordered) - n_test]
+    for valid in itertools.combinations(rest, n_valid):
+        if max(valid) + gap <= min(test) and any(c + gap <= min(valid) for c in rest):
+            return True
+    return False
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    days=st.lists(st.integers(min_value=0, max_value=400), min_size=0, max_size=9, unique=True),
+    horizon=st.integers(min_value=1, max_value=120),
+    n_valid=st.integers(min_value=1, max_value=3),
+    n_test=st.integers(min_value=1, max_value=3),
+)
+def test_split_gap_property(days: list[int], horizon: int, n_valid: int, n_test: int) -> None:
+    base = pd.Timestamp("2024-01-01 16:00", tz="UTC")
+    cutoffs = [base + pd.Timedelta(days=d) for d in days]
+    ordered = sorted(cutoffs)
+    gap = pd.Timedelta(days=horizon)
+    try:
+        split = split_cutoffs(cutoffs, horizon_days=horizon, n_valid=n_valid, n_test=n_test)
+    except DataContractError:
+        assert not _feasible(ordered, gap, n_valid, n_test)
+        return
+    assert_gapped(split, horizon)
+    assert len(split.valid) == n_valid
+    assert split.test == tuple(ordered[-n_test:])
+    assert list(split.train) == sorted(split.train)
+    assert list(split.valid) == sorted(split.valid)
+    roles = set(split.train) | set(split.valid) | set(split.test)
+    assert len(roles) == len(split.train) + len(split.valid) + len(split.test)
+    assert roles <= set(cutoffs)
+    # The split uses the latest possible validation cutoffs and every train cutoff it can.
+    assert split.train == tuple(c for c in ordered if c + gap <= split.valid[0])
+    assert split.valid == tuple(c for c in ordered if c + gap <= split.test[0])[-n_valid:]
+    assert _feasible(ordered, gap, n_valid, n_test)
+
+
+def test_role() -> None:
+    cutoffs = weekly(12)
+    split = split_cutoffs(cutoffs, horizon_days=14, n_valid=1, n_test=1)
+    assert split.test == (cutoffs[11],)
+    assert split.valid == (cutoffs[9],)
+    assert split.train == tuple(cutoffs[:8])
+    assert [split.role(c) for c in cutoffs] == ["train"] * 8 + [None, "valid", None, "test"]
+    assert split.role(utc("1999-01-01")) is None
+    # The same instant in another zone is the same cutoff.
+    assert split.role(cutoffs[11].tz_convert(TZ)) == "test"
+
+
+def test_timesplit_is_frozen() -> None:
+    split = split_cutoffs(weekly(12), horizon_days=14, n_valid=1, n_test=1)
+    with pytest.raises(AttributeError):
+        split.train = ()  # type: ignore[misc]
+
+
+def test_make_then_split_keeps_the_gaps() -> None:
+    tables = _tables("2024-01-01 00:00", "2025-12-31 12:00", last_label="2026-02-01 10:00")
+    cutoffs = make_cutoffs(tables, BASE)
+    split = split_cutoffs(cutoffs, horizon_days=BASE.horizon_days, n_valid=1, n_test=2)
+    assert_gapped(split, BASE.horizon_days)
+    assert split.test[-1] == cutoffs[-1]
