@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -88,7 +89,7 @@ class Calibrator:
             y = tuple(float(v) for v in data.get("y", ()))
             if method == "isotonic" and (len(x) != len(y) or not x):
                 raise ValueError("isotonic knots are missing or uneven")
-            if any(b < a for a, b in zip(x, x[1:], strict=False)):
+            if any(b < a for a, b in itertools.pairwise(x)):
                 raise ValueError("isotonic knots are not in ascending order")
             if not all(np.isfinite(v) for v in (*x, *y)):
                 raise ValueError("isotonic knots are not finite")

@@ -7,6 +7,7 @@ a test fails when the README is out of date.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from refundguard.config import FeaturesParams
@@ -27,6 +28,13 @@ def generated_blocks() -> dict[str, str]:
     }
 
 
+def _replacer(block: str) -> Callable[[re.Match[str]], str]:
+    def replace(m: re.Match[str]) -> str:
+        return m.group(1) + block + m.group(2)
+
+    return replace
+
+
 def render_readme(text: str) -> str:
     """Replace every ``<!-- NAME:start -->...<!-- NAME:end -->`` block with its content.
 
@@ -43,7 +51,7 @@ def render_readme(text: str) -> str:
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"README has no <!-- {name}:start --> ... <!-- {name}:end --> block")
-        text = pattern.sub(lambda m, b=block: m.group(1) + b + m.group(2), text)
+        text = pattern.sub(_replacer(block), text)
     return text
 
 

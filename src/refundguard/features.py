@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -176,6 +177,14 @@ class Feature:
     compute: Compute
 
 
+def _count_in(s: Snapshot, table: Literal["orders", "refunds"], days: int) -> np.ndarray:
+    return s.count(table, s.since(table, days))
+
+
+def _spend_in(s: Snapshot, days: int) -> np.ndarray:
+    return s.total("orders", s.orders["amount"].to_numpy(), s.since("orders", days))
+
+
 def _orders_features(windows: Sequence[int]) -> list[Feature]:
     out: list[Feature] = []
     for w in windows:
@@ -189,7 +198,7 @@ def _orders_features(windows: Sequence[int]) -> list[Feature]:
                 w,
                 0,
                 False,
-                lambda s, w=w: s.count("orders", s.since("orders", w)),
+                partial(_count_in, table="orders", days=w),
             ),
             Feature(
                 f"spend_{w}d",
@@ -200,9 +209,7 @@ def _orders_features(windows: Sequence[int]) -> list[Feature]:
                 w,
                 0,
                 False,
-                lambda s, w=w: s.total(
-                    "orders", s.orders["amount"].to_numpy(), s.since("orders", w)
-                ),
+                partial(_spend_in, days=w),
             ),
         ]
     long = max(windows)
@@ -267,8 +274,9 @@ def _days_before_cutoff(s: Snapshot, how: Literal["min", "max"]) -> np.ndarray:
 
 def _account_age(s: Snapshot) -> np.ndarray:
     first = _days_before_cutoff(s, "min")
-    reg = (np.datetime64(s.cutoff.tz_convert(None)) - s.registered_at) / DAY
-    reg = reg.astype("float64")
+    reg = np.asarray(
+        (np.datetime64(s.cutoff.tz_convert(None)) - s.registered_at) / DAY, dtype="float64"
+    )
     # Registration after the cutoff is not known at the cutoff.
     reg[reg < 0] = np.nan
     # An account is at least as old as its first order, whatever the register says.
@@ -288,7 +296,7 @@ def _refund_features(windows: Sequence[int], fast_hours: float) -> list[Feature]
                 w,
                 1,
                 False,
-                lambda s, w=w: s.count("refunds", s.since("refunds", w)),
+                partial(_count_in, table="refunds", days=w),
             ),
             Feature(
                 f"refund_rate_count_{w}d",
@@ -299,7 +307,7 @@ def _refund_features(windows: Sequence[int], fast_hours: float) -> list[Feature]
                 w,
                 1,
                 True,
-                lambda s, w=w: _refund_rate(s, w, by_amount=False),
+                partial(_refund_rate, w=w, by_amount=False),
             ),
             Feature(
                 f"refund_rate_amount_{w}d",
@@ -310,7 +318,7 @@ def _refund_features(windows: Sequence[int], fast_hours: float) -> list[Feature]
                 w,
                 1,
                 True,
-                lambda s, w=w: _refund_rate(s, w, by_amount=True),
+                partial(_refund_rate, w=w, by_amount=True),
             ),
         ]
     long = max(windows)

@@ -177,7 +177,7 @@ def _pandera_failures(df: pd.DataFrame, table: str) -> list[tuple[int, str, str]
         schema(table).validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
-        out: list[tuple[int, str]] = []
+        out: list[tuple[int, str, str]] = []
         for rec in cases.itertuples(index=False):
             idx = rec.index
             if idx is None or (isinstance(idx, float) and np.isnan(idx)):

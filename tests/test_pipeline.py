@@ -1,0 +1,81 @@
+"""The DVC pipeline end to end on a tiny simulated world (see conftest.project)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+from tests.conftest import run
+
+STAGES = ("simulate@default", "validate", "sentiment", "features", "train", "evaluate", "export")
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_stage_wrote_its_outputs(project: Path) -> None:
+    for rel in ("data/simulated/orders.parquet", "data/simulated/truth.parquet",
+                "data/validated/orders.parquet", "data/validated/quarantine.csv",
+                "data/validated/report.json", "data/sentiment/review_sentiment.parquet",
+                "data/features/snapshots.parquet", "models/model/model.txt",
+                "models/model/calibration.json", "reports/metrics.json",
+                "reports/plots/roc_model.csv", "reports/plots/pr_baseline.csv",
+                "models/scorer/MLmodel", "models/scorer/artifacts/model.txt", "mlflow.db"):
+        assert (project / rel).is_file(), rel
+    lock = (project / "dvc.lock").read_text(encoding="utf-8")
+    for stage in STAGES:
+        assert f"{stage}:" in lock, stage
+
+
+def test_dvc_metrics_show_prints_model_and_baseline(project: Path) -> None:
+    out = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    metrics = next(iter(out.values()))["data"]["reports/metrics.json"]["data"]
+    for who in ("model", "baseline"):
+        for key in ("roc_auc", "average_precision", "recall_at_fpr", "precision_at_top"):
+            assert isinstance(metrics[who][key], float), (who, key)
+    assert metrics["model"]["roc_auc"] > 0.6
+    text = run(["dvc", "metrics", "show"], project).stdout
+    assert "model.average_precision" in text and "baseline.average_precision" in text
+
+
+def test_pipeline_is_up_to_date_after_repro(project: Path) -> None:
+    status = run(["dvc", "status", "--json"], project).stdout
+    assert json.loads(status) == {}
+
+
+def test_mlflow_run_has_params_metrics_tags_and_model(project: Path) -> None:
+    import mlflow
+
+    info = json.loads((project / "models/model/training.json").read_text(encoding="utf-8"))
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    run_ = client.get_run(info["run_id"])
+    assert run_.data.tags["data_hash"] == info["data_hash"]
+    assert "git_commit" in run_.data.tags
+    assert run_.data.params["lgb.num_leaves"] == "31"
+    assert "test.model.average_precision" in run_.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(info["run_id"])}
+    assert {"features.json", "calibration.json", "metrics.json"} <= artifacts
+    logged = client.search_logged_models(experiment_ids=[run_.info.experiment_id])
+    assert any(m.source_run_id == info["run_id"] for m in logged)
+
+
+def test_time_split_has_label_delay_gaps(project: Path) -> None:
+    info = json.loads((project / "models/model/training.json").read_text(encoding="utf-8"))
+    split = {k: [pd.Timestamp(c) for c in v] for k, v in info["split"].items()}
+    gap = pd.Timedelta(days=info["horizon_days"])
+    assert max(split["train"]) + gap <= min(split["valid"])
+    assert max(split["valid"]) + gap <= min(split["test"])
+
+
+def test_rerun_gives_byte_identical_features_model_and_metrics(project: Path) -> None:
+    files = ["data/features/snapshots.parquet", "models/model/model.txt",
+             "models/model/calibration.json", "reports/metrics.json"]
+    before = {f: _sha(project / f) for f in files}
+    run(["dvc", "repro", "--force", "--single-item", "features"], project)
+    run(["dvc", "repro", "--force", "--single-item", "train"], project)
+    run(["dvc", "repro", "--force", "--single-item", "evaluate"], project)
+    after = {f: _sha(project / f) for f in files}
+    assert after == before
