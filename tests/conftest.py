@@ -38,11 +38,15 @@ def hand_raw_tables() -> dict[str, pd.DataFrame]:
         columns=["order_id", "buyer_id", "seller_id", "created_at", "amount", "category",
                  "delivered_at"],
     )
+    # b2 once ordered from b1's device: the two accounts are linked.
+    orders["device_id"] = ["d1", "d1", "d1", "d1", "d1", "d1"]
+    orders["address_id"] = ["a1", "a1", "a1", "a1", "a1", "a2"]
+    orders["payment_id"] = ["p1", "p1", "p1", "p1", "p1", "p2"]
     refunds = pd.DataFrame(
         [
-            ("r1", "o1", "2024-01-12 12:00", "100", "refund_only", "damaged", "approved",
+            ("r1", "o1", "2024-01-12 10:30", "100", "refund_only", "damaged", "approved",
              "2024-01-13 10:00", "false"),
-            ("r2", "o2", "2024-02-20 10:00", "150", "return_refund", "size_fit", "rejected",
+            ("r2", "o2", "2024-02-23 10:00", "150", "return_refund", "size_fit", "rejected",
              "2024-03-03 10:00", "false"),
             ("r3", "o3", "2024-02-25 10:00", "50", "refund_only", "not_received", "approved",
              "2024-02-26 10:00", "true"),
@@ -54,9 +58,10 @@ def hand_raw_tables() -> dict[str, pd.DataFrame]:
     )
     reviews = pd.DataFrame(
         [
-            ("v1", "o1", "2024-01-13 10:00", "1", "质量太差了"),
+            ("v1", "o1", "2024-01-13 10:00", "1", "质量太差了，不赔钱就给差评"),
             ("v2", "o2", "2024-02-18 10:00", "5", "很好"),
             ("v3", "o2", "2024-03-04 10:00", "1", "后悔"),
+            ("v4", "o3", "2024-02-26 10:00", "1", "质量太差了，不赔钱就给差评"),
         ],
         columns=["review_id", "order_id", "created_at", "rating", "text"],
     )

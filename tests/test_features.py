@@ -20,13 +20,15 @@ from refundguard.validate import validate_tables
 
 CUTOFF = pd.Timestamp("2024-03-01 00:00", tz="Asia/Shanghai")
 CATALOG = build_catalog(FeaturesParams())
-SENTIMENT = pd.DataFrame({"review_id": ["v1", "v2", "v3"], "sentiment": [0.1, 0.9, 0.0]})
+SENTIMENT = pd.DataFrame(
+    {"review_id": ["v1", "v2", "v3", "v4"], "sentiment": [0.1, 0.2, 0.0, 0.1]}
+)
 
 
 def _features(tables: dict[str, pd.DataFrame], sentiment: pd.DataFrame | None = SENTIMENT,
               cutoff: pd.Timestamp = CUTOFF) -> pd.DataFrame:
     events = prepare_events(tables["orders"], tables["refunds"], tables["reviews"],
-                            tables["buyers"], sentiment)
+                            tables["buyers"], sentiment, labels=tables["labels"])
     return compute_features(events, cutoff, CATALOG).set_index("buyer_id")
 
 
@@ -50,10 +52,10 @@ B1_EXPECTED = {
     "refund_rate_amount_90d": (100 + 150 + 50) / 650,
     "refund_only_share_365d": 2 / 3,
     "compensation_share_365d": 0.0,
-    "fast_refund_share_365d": 1 / 3,  # r1, 2 h after delivery
+    "fast_refund_share_365d": 1 / 3,  # r1, half an hour after delivery
     "before_delivery_share_365d": 1 / 3,  # r3, o3 never delivered
-    "median_hours_to_refund_365d": 72.0,  # 2 h, 72 h, 120 h (r3 from payment)
-    "min_hours_to_refund_365d": 2.0,
+    "median_hours_to_refund_365d": 120.0,  # 0.5 h, 144 h, 120 h (r3 from payment)
+    "min_hours_to_refund_365d": 0.5,
     "reason_evidence_share_365d": 2 / 3,
     "reason_fit_share_365d": 1 / 3,
     "reason_quality_share_365d": 0.0,
@@ -63,11 +65,36 @@ B1_EXPECTED = {
     "instant_share_365d": 1 / 3,
     "sellers_365d": 3,
     "sellers_refunded_365d": 2,
-    "reviews_365d": 2,
-    "mean_rating_365d": 3.0,
-    "low_rating_share_365d": 0.5,
-    "mean_sentiment_365d": 0.5,
-    "negative_text_share_365d": 0.5,
+    "reviews_365d": 3,  # v1, v2, v4; v3 is after the cutoff
+    "mean_rating_365d": 7 / 3,
+    "low_rating_share_365d": 2 / 3,
+    "mean_sentiment_365d": 0.4 / 3,
+    "negative_text_share_365d": 1.0,
+    # Deeper signals.
+    "max_vs_own_median_365d": 300 / 150,  # median of 100, 300, 50, 200
+    "value_vs_category_365d": (100 / 200 + 300 / 200 + 50 / 50 + 200 / 200) / 4,
+    "high_value_share_365d": 0.0,
+    "late_night_share_365d": 0.0,
+    "top_category_share_365d": 2 / 4,  # apparel
+    "peak_orders_per_day_365d": 1,
+    "within_1h_share_365d": 1 / 3,  # r1
+    "window_end_share_365d": 1 / 3,  # r2, 144 h after delivery
+    "partial_refund_share_365d": 1 / 3,  # r2 asks 150 of 300
+    "compensation_ratio_365d": math.nan,  # no compensation request
+    "reason_switch_rate_365d": 1.0,  # damaged -> size_fit -> not_received
+    "refund_seller_concentration_365d": 2 / 3,  # r1 and r3 at s1
+    "rating_text_mismatch_share_365d": 1 / 3,  # v2: 5 stars, negative text
+    "review_near_refund_share_365d": 2 / 3,  # r1 (v1 23.5 h later), r3 (v4 24 h later)
+    "duplicate_text_share_365d": 2 / 3,  # v1 and v4 say the same
+    "mean_review_length_365d": (13 + 2 + 13) / 3,
+    "extortion_share_365d": 2 / 3,  # "不赔钱就给差评"
+    "linked_accounts_device": 1,  # b2 used device d1
+    "linked_accounts_address": 0,
+    "linked_accounts_payment": 0,
+    "linked_accounts_any": 1,
+    "linked_refund_rate_365d": 0.0,  # b2's one order had no request
+    "linked_known_abusers": 0,
+    "max_accounts_per_id": 2,
     "account_age_days": 91.0,  # registered 2023-12-01
     "days_since_first_order": 50 + 14 / 24,  # o1 at 2024-01-10 10:00
     "days_since_last_order": 1 + 14 / 24,  # o4 at 2024-02-28 10:00
@@ -77,7 +104,7 @@ B1_EXPECTED = {
 @pytest.mark.parametrize("name", sorted(B1_EXPECTED))
 def test_hand_built_buyer(hand_tables: dict[str, pd.DataFrame], name: str) -> None:
     got = _features(hand_tables).loc["b1", name]
-    assert got == pytest.approx(B1_EXPECTED[name], rel=1e-9), name
+    assert got == pytest.approx(B1_EXPECTED[name], rel=1e-9, nan_ok=True), name
 
 
 def test_every_feature_has_a_hand_value() -> None:
@@ -96,7 +123,8 @@ def test_buyer_without_recent_activity(hand_tables: dict[str, pd.DataFrame]) -> 
 def test_no_sentiment_gives_missing_sentiment(hand_tables: dict[str, pd.DataFrame]) -> None:
     b1 = _features(hand_tables, sentiment=None).loc["b1"]
     assert math.isnan(b1["mean_sentiment_365d"])
-    assert b1["mean_rating_365d"] == 3.0
+    assert math.isnan(b1["rating_text_mismatch_share_365d"])
+    assert b1["mean_rating_365d"] == pytest.approx(7 / 3)
 
 
 def _with_later_events(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -143,7 +171,8 @@ def test_point_in_time_training_rows(hand_raw: dict[str, pd.DataFrame]) -> None:
     after = validate_tables(raw, timezone="Asia/Shanghai", max_text_chars=100).tables
 
     def rows(t: dict[str, pd.DataFrame]) -> pd.DataFrame:
-        events = prepare_events(t["orders"], t["refunds"], t["reviews"], t["buyers"])
+        events = prepare_events(t["orders"], t["refunds"], t["reviews"], t["buyers"],
+                                labels=t["labels"])
         return build_snapshots(events, t["labels"], [CUTOFF], CATALOG,
                                horizon_days=horizon, active_days=365)
 
@@ -203,3 +232,62 @@ def test_catalog_version_tracks_windows() -> None:
     assert catalog_version(CATALOG) == catalog_version(build_catalog(FeaturesParams()))
     other = build_catalog(FeaturesParams(windows_days=(7, 30)))
     assert catalog_version(other) != catalog_version(CATALOG)
+
+
+def _orders_sharing(n_buyers: int, kind: str) -> pd.DataFrame:
+    ids = {k: [f"{k}-{i}" for i in range(n_buyers)] for k in ("device", "address", "payment")}
+    ids[kind] = [f"shared-{kind}"] * n_buyers
+    return pd.DataFrame({
+        "order_id": [f"o{i}" for i in range(n_buyers)],
+        "buyer_id": [f"b{i}" for i in range(n_buyers)],
+        "seller_id": "s1",
+        "created_at": "2024-02-01 10:00",
+        "amount": "10",
+        "device_id": ids["device"], "address_id": ids["address"], "payment_id": ids["payment"],
+    })
+
+
+def _linked(orders: pd.DataFrame, cap: int = 30) -> pd.DataFrame:
+    empty = {
+        "refunds": pd.DataFrame(columns=["refund_id", "order_id", "requested_at", "amount",
+                                         "type", "reason", "status"]),
+        "reviews": pd.DataFrame(columns=["review_id", "order_id", "created_at"]),
+        "labels": pd.DataFrame(columns=["buyer_id", "label", "labeled_at"]),
+    }
+    t = validate_tables({"orders": orders, **empty}, timezone="Asia/Shanghai",
+                        max_text_chars=100).tables
+    events = prepare_events(t["orders"], t["refunds"], t["reviews"], t["buyers"],
+                            labels=t["labels"])
+    catalog = build_catalog(FeaturesParams(link_max_accounts=cap))
+    return compute_features(events, CUTOFF, catalog).set_index("buyer_id")
+
+
+@pytest.mark.parametrize("kind", ["device", "address", "payment"])
+def test_small_group_sharing_an_id_is_linked(kind: str) -> None:
+    feats = _linked(_orders_sharing(4, kind))
+    assert (feats[f"linked_accounts_{kind}"] == 3).all()
+    assert (feats["linked_accounts_any"] == 3).all()
+    others = {"device", "address", "payment"} - {kind}
+    assert all((feats[f"linked_accounts_{k}"] == 0).all() for k in others)
+
+
+def test_parcel_locker_links_nobody() -> None:
+    feats = _linked(_orders_sharing(40, "address"), cap=30)
+    assert (feats["linked_accounts_any"] == 0).all()
+    assert (feats["max_accounts_per_id"] == 40).all()
+
+
+def test_linked_known_abusers_counts_only_labels_before_the_cutoff() -> None:
+    orders = _orders_sharing(3, "device")
+    empty_r = pd.DataFrame(columns=["refund_id", "order_id", "requested_at", "amount", "type",
+                                    "reason", "status"])
+    empty_v = pd.DataFrame(columns=["review_id", "order_id", "created_at"])
+    labels = pd.DataFrame({"buyer_id": ["b1", "b2"], "label": ["1", "1"],
+                           "labeled_at": ["2024-02-15 00:00", "2024-03-02 00:00"]})
+    t = validate_tables({"orders": orders, "refunds": empty_r, "reviews": empty_v,
+                         "labels": labels}, timezone="Asia/Shanghai", max_text_chars=100).tables
+    events = prepare_events(t["orders"], t["refunds"], t["reviews"], t["buyers"],
+                            labels=t["labels"])
+    feats = compute_features(events, CUTOFF, CATALOG).set_index("buyer_id")
+    assert feats.loc["b0", "linked_known_abusers"] == 1  # b1 only; b2's label is later
+    assert feats.loc["b1", "linked_known_abusers"] == 0  # itself does not count

@@ -161,11 +161,14 @@ class FeaturesParams:
         windows_days: Look-back windows [T - w, T) for counts and rates.
         fast_refund_hours: A request this soon after delivery counts as "fast".
         active_days: A buyer is scored at a cutoff if they ordered in this many days before it.
+        link_max_accounts: A device, address or payment id used by more accounts than this
+            (a parcel locker, a pickup point) links nobody.
     """
 
     windows_days: tuple[int, ...] = (30, 90, 365)
     fast_refund_hours: float = 24.0
     active_days: int = 365
+    link_max_accounts: int = 30
 
 
 @dataclass(frozen=True)

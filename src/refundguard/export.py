@@ -58,6 +58,7 @@ def scorer_config(
     feature_params: dict[str, object],
     bounds: tuple[float, float, float],
     metrics: dict[str, object],
+    timezone: str,
 ) -> dict[str, object]:
     """The scorer's own description: features, catalog version, tiers and provenance.
 
@@ -66,6 +67,7 @@ def scorer_config(
         feature_params: Feature settings the catalog is built from.
         bounds: Tier bounds.
         metrics: Test metrics, recorded as the model's figures.
+        timezone: Zone of the local-clock features.
 
     Returns:
         Content of scorer.json.
@@ -76,6 +78,7 @@ def scorer_config(
         "catalog_version": training["catalog_version"],
         "feature_params": feature_params,
         "bounds": list(bounds),
+        "timezone": timezone,
         "metadata": {
             "data_hash": training.get("data_hash"),
             "git_commit": training.get("git_commit"),
@@ -131,9 +134,11 @@ def main(
                     "windows_days": list(fp.windows_days),
                     "fast_refund_hours": fp.fast_refund_hours,
                     "active_days": fp.active_days,
+                    "link_max_accounts": fp.link_max_accounts,
                 },
                 bounds,
                 metrics,
+                params.base.timezone,
             ),
             config_file,
         )

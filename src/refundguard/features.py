@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,12 +30,30 @@ from refundguard.io import read_json, write_json, write_parquet
 from refundguard.paths import FEATURES_DIR, PARAMS_FILE, SENTIMENT_DIR, VALIDATED_DIR
 from refundguard.timesplit import label_targets, make_cutoffs
 
-FeatureGroup = Literal["orders", "refunds", "sellers", "reviews"]
-Unit = Literal["count", "cny", "share", "days", "hours", "stars", "score"]
+FeatureGroup = Literal["orders", "refunds", "sellers", "reviews", "linked"]
+FEATURE_GROUPS: tuple[FeatureGroup, ...] = ("refunds", "orders", "sellers", "reviews", "linked")
+Unit = Literal["count", "cny", "share", "days", "hours", "stars", "score", "ratio"]
 
 EVIDENCE_REASONS = ("not_received", "damaged", "missing_parts")
 QUALITY_REASONS = ("quality", "not_as_described", "wrong_item")
 FIT_REASONS = ("size_fit", "changed_mind")
+LINK_KINDS = ("device", "address", "payment")
+# Texts the platform writes for the buyer; identical for everyone, so not "templated".
+SYSTEM_REVIEW_TEXTS = (
+    "评价方未及时做出评价,系统默认好评!",
+    "评价方未及时做出评价，系统默认好评！",
+    "此用户没有填写评价。",
+    "此用户没有填写评价",
+)
+# Extortion language: a demand for money, or a threat of more bad reviews or of a
+# complaint to the platform or 12315. A complaint about the goods, however angry, is neither.
+EXTORTION_PATTERN = (
+    r"(?i)(?:赔偿|补偿|赔钱|退钱|不赔|赔我|给个说法|賠償|補償|賠錢|退錢|不賠|賠我|"
+    r"就给差评|给差评|天天差评|追加差评|全部差评|就給差評|給差評|天天差評|追加差評|"
+    r"就投诉|投诉到|投诉你|12315|曝光你|举报你|就投訴|投訴到|舉報你|市场监管|市場監管|"
+    r"compensat|refund me|pay me|report you|complain to|bad reviews? everywhere|"
+    r"leave (?:a )?bad review|or (?:else|i will|i'll)|expose you)"
+)
 HOUR = np.timedelta64(1, "h")
 DAY = np.timedelta64(1, "D")
 
@@ -52,6 +70,7 @@ class Snapshot:
             "pending" where the outcome was not known by T.
         reviews: Reviews posted before T, with a ``sentiment`` column (NaN if unscored).
         registered_at: Account opening time per buyer code (NaT if unknown).
+        labels: Label decisions made before T (``b``, ``label``, ``labeled_at``).
     """
 
     cutoff: pd.Timestamp
@@ -60,6 +79,9 @@ class Snapshot:
     refunds: pd.DataFrame
     reviews: pd.DataFrame
     registered_at: np.ndarray
+    labels: pd.DataFrame
+    # Intermediate results several features share (category medians, account links).
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def since(self, table: Literal["orders", "refunds", "reviews"], days: int) -> np.ndarray:
         """Mask of a table's rows in the window [T - days, T).
@@ -576,6 +598,543 @@ def _review_features(windows: Sequence[int]) -> list[Feature]:
     ]
 
 
+# ---------------------------------------------------------------------------------------
+# Deeper signals: timing within the return window, amounts, reason switching, order value
+# against the buyer's own and the category's norm, clock patterns, seller spread, review
+# behaviour around refunds, and accounts linked through shared devices, addresses and
+# payment methods.
+
+
+def _window(s: Snapshot, table: Literal["orders", "refunds", "reviews"], days: int) -> np.ndarray:
+    return s.since(table, days)
+
+
+def _share_of_requests(s: Snapshot, days: int, pick: np.ndarray) -> np.ndarray:
+    win = _window(s, "refunds", days)
+    return ratio(s.count("refunds", win & pick), s.count("refunds", win))
+
+
+def _after_delivery_between(s: Snapshot, lo_h: float, hi_h: float) -> np.ndarray:
+    r = s.refunds
+    hours = r["hours_to_request"].to_numpy()
+    return ~r["before_delivery"].to_numpy(dtype=bool) & (hours >= lo_h) & (hours < hi_h)
+
+
+def _partial_refund(s: Snapshot) -> np.ndarray:
+    r = s.refunds
+    amount = r["amount"].to_numpy()
+    return (amount > 0) & (amount < 0.999 * r["order_amount"].to_numpy())
+
+
+def _compensation_ratio(s: Snapshot, days: int) -> np.ndarray:
+    r = s.refunds
+    comp = _window(s, "refunds", days) & (r["type"].to_numpy(dtype=object) == "compensation")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(
+            r["order_amount"].to_numpy() > 0,
+            r["amount"].to_numpy() / np.maximum(r["order_amount"].to_numpy(), 1e-9),
+            np.nan,
+        )
+    comp &= np.isfinite(share)
+    return ratio(s.total("refunds", np.nan_to_num(share), comp), s.count("refunds", comp))
+
+
+def _reason_switch_rate(s: Snapshot, days: int) -> np.ndarray:
+    r = s.refunds[_window(s, "refunds", days)]
+    if r.empty:
+        return np.full(s.n_buyers, np.nan)
+    order = np.lexsort((r["requested_at"].to_numpy(), r["b"].to_numpy()))
+    b = r["b"].to_numpy()[order]
+    reason = pd.factorize(r["reason"].to_numpy(dtype=object)[order])[0]
+    same_buyer = np.r_[False, b[1:] == b[:-1]]
+    switched = same_buyer & np.r_[False, reason[1:] != reason[:-1]]
+    n = np.bincount(b, minlength=s.n_buyers).astype("float64")
+    return ratio(np.bincount(b[switched], minlength=s.n_buyers).astype("float64"), n - 1)
+
+
+def _category_median(s: Snapshot) -> np.ndarray:
+    """Each order's category median value among all orders before T (a global lookup)."""
+    cached = s.cache.get("category_median")
+    if cached is None:
+        o = s.orders
+        cat = o["category_code"].to_numpy()
+        amount = o["amount"].to_numpy()
+        overall = float(np.median(amount)) if amount.size else np.nan
+        med = pd.Series(amount).groupby(cat).median()
+        lookup = med.reindex(cat).to_numpy(dtype="float64")
+        cached = np.where((cat < 0) | np.isnan(lookup), overall, lookup)
+        s.cache["category_median"] = cached
+    return np.asarray(cached)
+
+
+def _value_vs_category(s: Snapshot, days: int) -> np.ndarray:
+    win = _window(s, "orders", days)
+    rel = s.orders["amount"].to_numpy() / np.maximum(_category_median(s), 1e-9)
+    return ratio(s.total("orders", rel, win), s.count("orders", win))
+
+
+def _high_value_share(s: Snapshot, days: int, factor: float) -> np.ndarray:
+    win = _window(s, "orders", days)
+    high = s.orders["amount"].to_numpy() > factor * _category_median(s)
+    return ratio(s.count("orders", win & high), s.count("orders", win))
+
+
+def _max_vs_own_median(s: Snapshot, days: int) -> np.ndarray:
+    win = _window(s, "orders", days)
+    amount = s.orders["amount"].to_numpy()
+    top = s.reduce("orders", amount, win, "max")
+    med = s.reduce("orders", amount, win, "median")
+    return np.where(med > 0, top / np.where(med > 0, med, 1.0), np.nan)
+
+
+def _late_night_share(s: Snapshot, days: int) -> np.ndarray:
+    win = _window(s, "orders", days)
+    night = s.orders["local_hour"].to_numpy() < 6
+    return ratio(s.count("orders", win & night), s.count("orders", win))
+
+
+def _top_category_share(s: Snapshot, days: int) -> np.ndarray:
+    o = s.orders[_window(s, "orders", days)]
+    counts = o.groupby(["b", "category_code"], sort=False).size()
+    top = counts.groupby(level=0).max()
+    out = np.zeros(s.n_buyers)
+    out[top.index.to_numpy()] = top.to_numpy(dtype="float64")
+    return ratio(out, s.count("orders", _window(s, "orders", days)))
+
+
+def _peak_orders_per_day(s: Snapshot, days: int) -> np.ndarray:
+    o = s.orders[_window(s, "orders", days)]
+    per_day = o.groupby(["b", "local_day"], sort=False).size()
+    peak = per_day.groupby(level=0).max()
+    out = np.zeros(s.n_buyers)
+    out[peak.index.to_numpy()] = peak.to_numpy(dtype="float64")
+    return out
+
+
+def _refund_seller_concentration(s: Snapshot, days: int) -> np.ndarray:
+    r = s.refunds[_window(s, "refunds", days)]
+    per_seller = r.groupby(["b", "seller_code"], sort=False).size()
+    top = per_seller.groupby(level=0).max()
+    out = np.zeros(s.n_buyers)
+    out[top.index.to_numpy()] = top.to_numpy(dtype="float64")
+    return ratio(out, s.count("refunds", _window(s, "refunds", days)))
+
+
+def _reviews_share(s: Snapshot, days: int, pick: np.ndarray, base: np.ndarray) -> np.ndarray:
+    win = _window(s, "reviews", days) & base
+    return ratio(s.count("reviews", win & pick), s.count("reviews", win))
+
+
+def _mismatch(s: Snapshot) -> np.ndarray:
+    v = s.reviews
+    rating = v["rating"].to_numpy()
+    sent = v["sentiment"].to_numpy()
+    return ((rating >= 4) & (sent < 0.3)) | ((rating <= 2) & (sent > 0.7))
+
+
+def _rated_and_scored(s: Snapshot) -> np.ndarray:
+    v = s.reviews
+    return v["rating"].notna().to_numpy() & v["sentiment"].notna().to_numpy()
+
+
+def _review_near_refund_share(s: Snapshot, days: int, hours: float) -> np.ndarray:
+    win = _window(s, "refunds", days)
+    r = s.refunds[win]
+    v = s.reviews
+    joined = pd.merge(
+        pd.DataFrame(
+            {
+                "row": np.arange(len(r)),
+                "oc": r["oc"].to_numpy(),
+                "requested_at": r["requested_at"].to_numpy(),
+            }
+        ),
+        pd.DataFrame({"oc": v["oc"].to_numpy(), "created_at": v["created_at"].to_numpy()}),
+        on="oc",
+    )
+    gap = np.abs((joined["created_at"].to_numpy() - joined["requested_at"].to_numpy()) / HOUR)
+    near_rows = np.unique(joined["row"].to_numpy()[gap <= hours])
+    near = np.zeros(len(r), dtype=bool)
+    near[near_rows] = True
+    b = r["b"].to_numpy()
+    return ratio(
+        np.bincount(b[near], minlength=s.n_buyers).astype("float64"),
+        np.bincount(b, minlength=s.n_buyers).astype("float64"),
+    )
+
+
+def _duplicate_text_share(s: Snapshot, days: int) -> np.ndarray:
+    v = s.reviews[_window(s, "reviews", days)]
+    texted = v[v["text_code"].to_numpy() >= 0]
+    sizes = texted.groupby(["b", "text_code"], sort=False)["b"].transform("size")
+    dup = sizes.to_numpy() > 1
+    b = texted["b"].to_numpy()
+    return ratio(
+        np.bincount(b[dup], minlength=s.n_buyers).astype("float64"),
+        np.bincount(b, minlength=s.n_buyers).astype("float64"),
+    )
+
+
+def _links(s: Snapshot, cap: int) -> dict[str, pd.DataFrame]:
+    """Pairs (b, other) of distinct buyers sharing an id of each kind, known at T.
+
+    An id held by more than ``cap`` accounts (a parcel locker, a pickup point, a shared
+    office card) links nobody: it says where people live or work, not who they are.
+    """
+    key = f"links_{cap}"
+    cached = s.cache.get(key)
+    if cached is not None:
+        return dict(cached)
+    o = s.orders
+    out: dict[str, pd.DataFrame] = {}
+    for kind in LINK_KINDS:
+        held = pd.DataFrame({"id": o[kind].to_numpy(), "b": o["b"].to_numpy()})
+        held = held[held["id"].to_numpy() >= 0].drop_duplicates()
+        holders = held.groupby("id")["b"].transform("size").to_numpy()
+        small = held[(holders >= 2) & (holders <= cap)]
+        pairs = small.merge(small, on="id", suffixes=("", "_other"))
+        pairs = pairs[pairs["b"].to_numpy() != pairs["b_other"].to_numpy()]
+        out[kind] = pairs[["b", "b_other"]].drop_duplicates()
+    out["any"] = pd.concat(list(out.values()), ignore_index=True).drop_duplicates()
+    s.cache[key] = out
+    return out
+
+
+def _linked_count(s: Snapshot, kind: str, cap: int) -> np.ndarray:
+    pairs = _links(s, cap)[kind]
+    return np.bincount(pairs["b"].to_numpy(), minlength=s.n_buyers).astype("float64")
+
+
+def _linked_mean(s: Snapshot, cap: int, value: np.ndarray) -> np.ndarray:
+    pairs = _links(s, cap)["any"]
+    other = value[pairs["b_other"].to_numpy()]
+    ok = ~np.isnan(other)
+    b = pairs["b"].to_numpy()[ok]
+    return ratio(
+        np.bincount(b, weights=other[ok], minlength=s.n_buyers),
+        np.bincount(b, minlength=s.n_buyers).astype("float64"),
+    )
+
+
+def _known_abuser(s: Snapshot) -> np.ndarray:
+    """1 for buyers whose latest label decision before T says abuser."""
+    lab = s.labels.sort_values(["labeled_at", "label"], kind="stable")
+    latest = lab.drop_duplicates("b", keep="last")
+    out = np.zeros(s.n_buyers)
+    out[latest["b"].to_numpy()[latest["label"].to_numpy() == 1]] = 1.0
+    return out
+
+
+def _linked_known_abusers(s: Snapshot, cap: int) -> np.ndarray:
+    pairs = _links(s, cap)["any"]
+    known = _known_abuser(s)[pairs["b_other"].to_numpy()]
+    return np.bincount(pairs["b"].to_numpy(), weights=known, minlength=s.n_buyers)
+
+
+def _max_holders(s: Snapshot) -> np.ndarray:
+    o = s.orders
+    out = np.zeros(s.n_buyers)
+    for kind in LINK_KINDS:
+        held = pd.DataFrame({"id": o[kind].to_numpy(), "b": o["b"].to_numpy()})
+        held = held[held["id"].to_numpy() >= 0].drop_duplicates()
+        holders = held.groupby("id")["b"].transform("size").to_numpy(dtype="float64")
+        np.maximum.at(out, held["b"].to_numpy(), holders)
+    return out
+
+
+def _extra_refund_features(long: int) -> list[Feature]:
+    return [
+        Feature(
+            f"within_1h_share_{long}d",
+            "refunds",
+            f"Share of requests over {long} days made within 1 hour after delivery.",
+            f"近{long}天售后中签收后1小时内申请的比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: _share_of_requests(s, long, _after_delivery_between(s, 0, 1)),
+        ),
+        Feature(
+            f"window_end_share_{long}d",
+            "refunds",
+            f"Share of requests over {long} days made on day 6 or 7 of the 7-day return window.",
+            f"近{long}天售后中在7天无理由退货期最后2天申请的比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: _share_of_requests(s, long, _after_delivery_between(s, 120, 168)),
+        ),
+        Feature(
+            f"partial_refund_share_{long}d",
+            "refunds",
+            f"Share of requests over {long} days asking back only part of the order's value.",
+            f"近{long}天售后中部分退款的比例。",
+            "share",
+            long,
+            0,
+            True,
+            lambda s: _share_of_requests(s, long, _partial_refund(s)),
+        ),
+        Feature(
+            f"compensation_ratio_{long}d",
+            "refunds",
+            f"Average compensation asked, as a share of the order's value, over {long} days.",
+            f"近{long}天补偿申请金额占订单金额的平均比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: _compensation_ratio(s, long),
+        ),
+        Feature(
+            f"reason_switch_rate_{long}d",
+            "refunds",
+            f"Share of consecutive requests over {long} days that give a different reason.",
+            f"近{long}天相邻两次售后更换理由的比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: _reason_switch_rate(s, long),
+        ),
+    ]
+
+
+def _extra_order_features(long: int) -> list[Feature]:
+    return [
+        Feature(
+            f"max_vs_own_median_{long}d",
+            "orders",
+            f"Largest order over {long} days, as a multiple of the buyer's median order.",
+            f"近{long}天最大订单金额是本人订单中位数的倍数。",
+            "ratio",
+            long,
+            1,
+            True,
+            lambda s: _max_vs_own_median(s, long),
+        ),
+        Feature(
+            f"value_vs_category_{long}d",
+            "orders",
+            f"Average order value over {long} days relative to its category's median.",
+            f"近{long}天订单金额相对品类中位价的平均倍数。",
+            "ratio",
+            long,
+            1,
+            True,
+            lambda s: _value_vs_category(s, long),
+        ),
+        Feature(
+            f"high_value_share_{long}d",
+            "orders",
+            f"Share of orders over {long} days worth more than 3 times their category's median.",
+            f"近{long}天订单中金额超过品类中位价3倍的比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: _high_value_share(s, long, 3.0),
+        ),
+        Feature(
+            f"late_night_share_{long}d",
+            "orders",
+            f"Share of orders over {long} days placed between midnight and 6 a.m. local time.",
+            f"近{long}天凌晨0-6点下单的比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: _late_night_share(s, long),
+        ),
+        Feature(
+            f"top_category_share_{long}d",
+            "orders",
+            f"Share of orders over {long} days in the buyer's most frequent category.",
+            f"近{long}天最常购买品类的订单占比。",
+            "share",
+            long,
+            0,
+            True,
+            lambda s: _top_category_share(s, long),
+        ),
+        Feature(
+            f"peak_orders_per_day_{long}d",
+            "orders",
+            f"Most orders placed on a single local day over {long} days.",
+            f"近{long}天单日最多下单数。",
+            "count",
+            long,
+            0,
+            False,
+            lambda s: _peak_orders_per_day(s, long),
+        ),
+    ]
+
+
+def _extra_seller_features(long: int) -> list[Feature]:
+    return [
+        Feature(
+            f"refund_seller_concentration_{long}d",
+            "sellers",
+            f"Share of the buyer's requests over {long} days made to their most-refunded seller "
+            "(high: one dispute; low: claims spread over many shops).",
+            f"近{long}天售后集中在同一店铺的比例(高:单一纠纷;低:多店铺连续索赔)。",
+            "share",
+            long,
+            -1,
+            True,
+            lambda s: _refund_seller_concentration(s, long),
+        ),
+    ]
+
+
+def _extra_review_features(long: int) -> list[Feature]:
+    return [
+        Feature(
+            f"rating_text_mismatch_share_{long}d",
+            "reviews",
+            f"Share of reviews over {long} days whose stars and text disagree.",
+            f"近{long}天评分与文字情感相反的评价比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: _reviews_share(s, long, _mismatch(s), _rated_and_scored(s)),
+        ),
+        Feature(
+            f"review_near_refund_share_{long}d",
+            "reviews",
+            f"Share of requests over {long} days with a review of the same order within 48 "
+            "hours before or after.",
+            f"近{long}天售后申请前后48小时内对同一订单发表评价的比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: _review_near_refund_share(s, long, 48.0),
+        ),
+        Feature(
+            f"duplicate_text_share_{long}d",
+            "reviews",
+            f"Share of the buyer's review texts over {long} days that repeat word for word.",
+            f"近{long}天评价文字重复(模板化)的比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: _duplicate_text_share(s, long),
+        ),
+        Feature(
+            f"mean_review_length_{long}d",
+            "reviews",
+            f"Average review length in characters over {long} days.",
+            f"近{long}天评价平均字数。",
+            "count",
+            long,
+            0,
+            True,
+            lambda s: ratio(
+                s.total(
+                    "reviews",
+                    np.nan_to_num(s.reviews["text_len"].to_numpy()),
+                    _window(s, "reviews", long) & s.reviews["text_len"].notna().to_numpy(),
+                ),
+                s.count(
+                    "reviews",
+                    _window(s, "reviews", long) & s.reviews["text_len"].notna().to_numpy(),
+                ),
+            ),
+        ),
+        Feature(
+            f"extortion_share_{long}d",
+            "reviews",
+            f"Share of reviews over {long} days demanding money or threatening more bad reviews "
+            "or complaints (12315, the platform).",
+            f"近{long}天评价中索要赔偿或威胁追加差评、投诉(12315、平台)的比例。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: _reviews_share(
+                s,
+                long,
+                s.reviews["extortion"].to_numpy(dtype=bool),
+                np.ones(len(s.reviews), dtype=bool),
+            ),
+        ),
+    ]
+
+
+def _linked_features(long: int, cap: int) -> list[Feature]:
+    def rate(s: Snapshot) -> np.ndarray:
+        return _refund_rate(s, long, by_amount=False)
+
+    return [
+        *[
+            Feature(
+                f"linked_accounts_{kind}",
+                "linked",
+                f"Other accounts that used the same {kind} (ids shared by more than {cap} "
+                "accounts, such as parcel lockers, are ignored).",
+                f"与本账号共用{zh}的其他账号数(超过{cap}个账号共用的标识如快递柜不计)。",
+                "count",
+                None,
+                1,
+                False,
+                partial(_linked_count, kind=kind, cap=cap),
+            )
+            for kind, zh in (("device", "设备"), ("address", "收货地址"), ("payment", "支付方式"))
+        ],
+        Feature(
+            "linked_accounts_any",
+            "linked",
+            "Other accounts sharing any device, address or payment method with this one.",
+            "与本账号共用设备、地址或支付方式的其他账号数。",
+            "count",
+            None,
+            1,
+            False,
+            partial(_linked_count, kind="any", cap=cap),
+        ),
+        Feature(
+            f"linked_refund_rate_{long}d",
+            "linked",
+            f"Average {long}-day refund rate of the linked accounts.",
+            f"关联账号近{long}天的平均退款率。",
+            "share",
+            long,
+            1,
+            True,
+            lambda s: _linked_mean(s, cap, rate(s)),
+        ),
+        Feature(
+            "linked_known_abusers",
+            "linked",
+            "Linked accounts already labeled abusers before the cutoff.",
+            "截至当时已被认定为恶意的关联账号数。",
+            "count",
+            None,
+            1,
+            False,
+            partial(_linked_known_abusers, cap=cap),
+        ),
+        Feature(
+            "max_accounts_per_id",
+            "linked",
+            "Most accounts seen on any one of this buyer's devices, addresses or payment "
+            "methods (parcel lockers and offices score high).",
+            "本账号所用设备、地址、支付方式中被最多账号共用的数量(快递柜、公司地址较高)。",
+            "count",
+            None,
+            0,
+            False,
+            _max_holders,
+        ),
+    ]
+
+
 def build_catalog(params: FeaturesParams) -> tuple[Feature, ...]:
     """The feature catalog for the configured windows.
 
@@ -586,11 +1145,17 @@ def build_catalog(params: FeaturesParams) -> tuple[Feature, ...]:
         Every feature, in model column order.
     """
     windows = sorted(set(params.windows_days))
+    long = max(windows)
     return tuple(
         _orders_features(windows)
+        + _extra_order_features(long)
         + _refund_features(windows, params.fast_refund_hours)
+        + _extra_refund_features(long)
         + _seller_features(windows)
+        + _extra_seller_features(long)
         + _review_features(windows)
+        + _extra_review_features(long)
+        + _linked_features(long, params.link_max_accounts)
     )
 
 
@@ -641,8 +1206,10 @@ class EventTables:
         orders: Orders with ``b`` (buyer code) and ``seller_code``.
         refunds: Requests joined to their order (buyer, seller, order time and amount,
             delivery time).
-        reviews: Reviews joined to their order's buyer, with ``sentiment``.
+        reviews: Reviews joined to their order's buyer, with ``sentiment``, text length,
+            extortion-language flag and a code per distinct text.
         registered_at: Account opening time per buyer code.
+        labels: Label decisions with buyer codes (for linked-account features).
     """
 
     buyer_ids: pd.Index
@@ -650,6 +1217,7 @@ class EventTables:
     refunds: pd.DataFrame
     reviews: pd.DataFrame
     registered_at: np.ndarray
+    labels: pd.DataFrame
 
 
 def _naive_utc(s: pd.Series) -> pd.Series:
@@ -666,6 +1234,9 @@ def prepare_events(
     buyers: pd.DataFrame | None = None,
     sentiment: pd.DataFrame | None = None,
     extra_buyer_ids: Sequence[str] = (),
+    *,
+    labels: pd.DataFrame | None = None,
+    timezone: str = "Asia/Shanghai",
 ) -> EventTables:
     """Join validated tables once so that each cutoff only filters.
 
@@ -676,6 +1247,8 @@ def prepare_events(
         buyers: Validated buyers (optional).
         sentiment: review_id and sentiment (probability the text is positive); optional.
         extra_buyer_ids: Buyers to include even without any rows (e.g. a scoring list).
+        labels: Validated labels, for the linked-account features (optional).
+        timezone: Zone for local clock features (hour of day, calendar day).
 
     Returns:
         The joined event tables. The inputs are not modified.
@@ -705,8 +1278,18 @@ def prepare_events(
             "created_at": _naive_utc(orders["created_at"]).to_numpy(),
             "delivered_at": _naive_utc(orders["delivered_at"]).to_numpy(),
             "amount": orders["amount"].to_numpy(dtype="float64"),
+            "category_code": pd.factorize(orders["category"].to_numpy(dtype=object), sort=True)[0],
+            **{
+                kind: pd.factorize(orders[f"{kind}_id"].to_numpy(dtype=object), sort=True)[0]
+                for kind in LINK_KINDS
+            },
         }
     )
+    local = orders["created_at"].dt.tz_convert(timezone)
+    o["local_hour"] = local.dt.hour.to_numpy(dtype="int64")
+    o["local_day"] = (
+        local.dt.tz_localize(None).dt.floor("D") - pd.Timestamp("2000-01-01")
+    ).dt.days.to_numpy(dtype="int64")
 
     def of_orders(order_id: pd.Series, what: str) -> np.ndarray:
         pos = order_ids.get_indexer(order_id.to_numpy(dtype=object))
@@ -733,11 +1316,17 @@ def prepare_events(
         }
     )
     v_pos = of_orders(reviews["order_id"], "reviews")
+    text = reviews["text"].astype("str").str.strip()
+    templated = text.mask(isin(text, SYSTEM_REVIEW_TEXTS) | (text == ""))
     v = pd.DataFrame(
         {
             "b": o["b"].to_numpy()[v_pos],
+            "oc": v_pos,
             "created_at": _naive_utc(reviews["created_at"]).to_numpy(),
             "rating": reviews["rating"].to_numpy(dtype="float64"),
+            "text_len": text.str.len().to_numpy(dtype="float64"),
+            "extortion": text.str.contains(EXTORTION_PATTERN, na=False).to_numpy(dtype=bool),
+            "text_code": pd.factorize(templated.to_numpy(dtype=object))[0],
         }
     )
     if sentiment is not None and len(sentiment):
@@ -753,8 +1342,25 @@ def prepare_events(
         registered[ids.get_indexer(known["buyer_id"].to_numpy(dtype=object))] = _naive_utc(
             known["registered_at"]
         ).to_numpy()
+    lab = (
+        labels
+        if labels is not None
+        else pd.DataFrame(
+            {"buyer_id": [], "label": [], "labeled_at": pd.Series([], dtype="datetime64[us, UTC]")}
+        )
+    )
+    lab_codes = ids.get_indexer(lab["buyer_id"].to_numpy(dtype=object))
+    known_buyer = lab_codes >= 0
+    label_frame = pd.DataFrame(
+        {
+            "b": lab_codes[known_buyer],
+            "label": lab["label"].to_numpy(dtype="float64")[known_buyer],
+            "labeled_at": _naive_utc(lab["labeled_at"]).to_numpy()[known_buyer],
+        }
+    )
     return EventTables(
         buyer_ids=ids,
+        labels=label_frame,
         orders=o,
         refunds=r.astype({"b": "int64", "seller_code": "int64"}),
         reviews=v.astype({"b": "int64"}),
@@ -797,7 +1403,9 @@ def snapshot(events: EventTables, cutoff: pd.Timestamp) -> Snapshot:
     o["has_request"] = requests[o["oc"].to_numpy()] > 0
 
     v = events.reviews[events.reviews["created_at"].to_numpy() < t]
+    labels = events.labels[events.labels["labeled_at"].to_numpy() < t]
     return Snapshot(
+        labels=labels,
         cutoff=cutoff,
         n_buyers=len(events.buyer_ids),
         orders=o,
@@ -920,7 +1528,13 @@ def main(
     sentiment_file = sentiment_dir / "review_sentiment.parquet"
     sentiment = pd.read_parquet(sentiment_file) if sentiment_file.exists() else None
     events = prepare_events(
-        tables["orders"], tables["refunds"], tables["reviews"], tables["buyers"], sentiment
+        tables["orders"],
+        tables["refunds"],
+        tables["reviews"],
+        tables["buyers"],
+        sentiment,
+        labels=tables["labels"],
+        timezone=params.base.timezone,
     )
     cutoffs = make_cutoffs(tables, params.base)
     catalog = build_catalog(params.features)

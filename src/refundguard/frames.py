@@ -30,7 +30,7 @@ def isin(values: pd.Series | pd.Index | np.ndarray, allowed: Iterable[object]) -
     """
     left = _arrow(values)
     right = _arrow(list(allowed) if not isinstance(allowed, pd.Index | pd.Series) else allowed)
-    if len(right) == 0:
+    if len(right) == 0 or pa.types.is_null(left.type) or pa.types.is_null(right.type):
         return np.zeros(len(left), dtype=bool)
     if right.type != left.type:
         right = right.cast(left.type)

@@ -58,6 +58,7 @@ class Scorer:
         metadata: Training facts (data hash, commit, metrics, params).
         sentiment_dir: Folder of the review sentiment model, if one was trained.
         num_threads: Threads LightGBM may use when predicting.
+        timezone: Zone of the local-clock features (the training data's zone).
     """
 
     booster: lgb.Booster
@@ -69,6 +70,7 @@ class Scorer:
     metadata: dict[str, Any] = field(default_factory=dict)
     sentiment_dir: Path | None = None
     num_threads: int = 1
+    timezone: str = "Asia/Shanghai"
 
     @classmethod
     def from_artifacts(cls, artifacts: Mapping[str, str | Path]) -> Scorer:
@@ -99,7 +101,9 @@ class Scorer:
                 windows_days=tuple(fp["windows_days"]),
                 fast_refund_hours=float(fp["fast_refund_hours"]),
                 active_days=int(fp["active_days"]),
+                link_max_accounts=int(fp["link_max_accounts"]),
             )
+            timezone = str(config["timezone"])
             features = tuple(config["features"])
             bounds = tuple(float(b) for b in config["bounds"])
         except ModelError:
@@ -126,6 +130,7 @@ class Scorer:
             feature_params=feature_params,
             metadata=config.get("metadata", {}),
             sentiment_dir=sentiment_dir,
+            timezone=timezone,
         )
 
     @classmethod
@@ -217,7 +222,8 @@ class Scorer:
         """Compute features as of a time from validated tables, then score.
 
         Args:
-            tables: Validated orders, refunds, reviews and optionally buyers.
+            tables: Validated orders, refunds, reviews and optionally buyers and labels
+                (labels feed the linked-account features).
             as_of: Only what was known before this time is used (tz-aware, or UTC).
             buyers: Buyers to score; a buyer with no history gets the no-history
                 features. None scores every buyer active in the feature window.
@@ -233,6 +239,8 @@ class Scorer:
             tables.get("buyers"),
             self.review_sentiment(reviews),
             extra_buyer_ids=list(buyers or ()),
+            labels=tables.get("labels"),
+            timezone=self.timezone,
         )
         catalog = build_catalog(self.feature_params)
         feats = compute_features(
