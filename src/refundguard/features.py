@@ -14,6 +14,7 @@ and risk direction; the README's feature table is generated from it.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,6 +30,8 @@ from refundguard.frames import isin
 from refundguard.io import read_json, write_json, write_parquet
 from refundguard.paths import FEATURES_DIR, PARAMS_FILE, SENTIMENT_DIR, VALIDATED_DIR
 from refundguard.timesplit import label_targets, make_cutoffs
+
+log = logging.getLogger(__name__)
 
 FeatureGroup = Literal["orders", "refunds", "sellers", "reviews", "linked"]
 FEATURE_GROUPS: tuple[FeatureGroup, ...] = ("refunds", "orders", "sellers", "reviews", "linked")
@@ -1464,6 +1467,7 @@ def build_snapshots(
     *,
     horizon_days: int,
     active_days: int,
+    progress: Callable[[int, int, pd.Timestamp], None] | None = None,
 ) -> pd.DataFrame:
     """Training rows: features and target for every active buyer at every cutoff.
 
@@ -1474,18 +1478,21 @@ def build_snapshots(
         catalog: Features to compute.
         horizon_days: The target is "labeled abuser within this many days after T".
         active_days: Only buyers who ordered in this many days before T get a row.
+        progress: Called after each cutoff with (done, total, cutoff).
 
     Returns:
         Rows sorted by cutoff then buyer_id, with columns buyer_id, cutoff, the features,
         and ``target`` (0/1). Buyers already labeled abusers before T have no row at T.
     """
     parts = []
-    for cutoff in cutoffs:
+    for done, cutoff in enumerate(cutoffs, start=1):
         feats = compute_features(events, cutoff, catalog, active_days=active_days)
         targets = label_targets(labels, cutoff, horizon_days)
         feats = feats[~isin(feats["buyer_id"], targets.known_abusers)]
         feats["target"] = isin(feats["buyer_id"], targets.positives).astype("int8")
         parts.append(feats)
+        if progress is not None:
+            progress(done, len(cutoffs), cutoff)
     if not parts:
         raise DataContractError("no cutoffs: the data span is too short for the horizon")
     return pd.concat(parts, ignore_index=True).sort_values(
@@ -1545,6 +1552,9 @@ def main(
         catalog,
         horizon_days=params.base.horizon_days,
         active_days=params.features.active_days,
+        progress=lambda done, total, cutoff: log.info(
+            "features: cutoff %d/%d (%s)", done, total, cutoff.date()
+        ),
     )
     write_parquet(snaps, out_dir / "snapshots.parquet")
     write_json(
