@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import warnings
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -154,7 +155,10 @@ def main(
         test_cutoffs = list(split_from_info(training).test)
         example = snapshots[snapshots["cutoff"].isin(test_cutoffs)].head(5)
         example = example.loc[:, ["buyer_id", *scorer.features]].reset_index(drop=True)
-        signature = infer_signature(example, scorer.score(example))
+        with warnings.catch_warnings():
+            # risk_score is an integer on purpose; it is never missing.
+            warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+            signature = infer_signature(example, scorer.score(example))
         staged = tmp / "scorer"
         mlflow.pyfunc.save_model(
             path=str(staged),
