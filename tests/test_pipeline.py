@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from tests.conftest import run
 
 STAGES = ("simulate@default", "validate", "sentiment", "features", "train", "evaluate", "export")
@@ -37,6 +38,12 @@ def test_dvc_metrics_show_prints_model_and_baseline(project: Path) -> None:
         for key in ("roc_auc", "average_precision", "recall_at_fpr", "precision_at_top"):
             assert isinstance(metrics[who][key], float), (who, key)
     assert metrics["model"]["roc_auc"] > 0.6
+    ablation = metrics["ablation"]
+    for group in ("refunds", "orders", "sellers", "reviews", "linked"):
+        drop = ablation[f"without_{group}"]["ap_drop"]
+        assert drop == pytest.approx(ablation["full"]["average_precision"]
+                                     - ablation[f"without_{group}"]["average_precision"],
+                                     abs=1e-5)
     text = run(["dvc", "metrics", "show"], project).stdout
     assert "model.average_precision" in text and "baseline.average_precision" in text
 

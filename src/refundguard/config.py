@@ -214,12 +214,15 @@ class EvaluateParams:
         max_fpr: Recall is measured at this false-positive rate.
         baseline_feature: Feature the rule baseline ranks buyers by.
         baseline_threshold: Value of that feature from which the rule flags a buyer.
+        ablation: Retrain without each feature group and report the drop in average
+            precision (one extra training per group).
     """
 
     top_share: float = 0.01
     max_fpr: float = 0.01
     baseline_feature: str = "refund_rate_count_90d"
     baseline_threshold: float = 0.5
+    ablation: bool = True
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"params: '{where}' must be a whole number, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"params: '{where}' must be true or false, got {value!r}")
         return value
     if tp is str:
         if isinstance(value, datetime.date):

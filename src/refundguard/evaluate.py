@@ -16,11 +16,18 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from refundguard.config import load_params
+from refundguard.config import LightGBMParams, load_params
+from refundguard.features import FEATURE_GROUPS, build_catalog
 from refundguard.io import read_json, write_csv, write_json
 from refundguard.metrics import ranking_metrics
 from refundguard.paths import FEATURES_DIR, METRICS_FILE, MODEL_DIR, PARAMS_FILE, PLOTS_DIR
-from refundguard.train import TRAINING_FILE, load_model, split_from_info, split_rows
+from refundguard.train import (
+    TRAINING_FILE,
+    load_model,
+    split_from_info,
+    split_rows,
+    train_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +131,49 @@ def evaluate_scores(
     return out
 
 
+def ablation(
+    rows: dict[str, pd.DataFrame],
+    groups: dict[str, list[str]],
+    params: LightGBMParams,
+    *,
+    seed: int,
+    calibration: str,
+) -> dict[str, float]:
+    """Retrain without each feature group and measure test average precision.
+
+    Args:
+        rows: "train", "valid" and "test" rows of the time split.
+        groups: Feature names by group, in model order; together, every feature.
+        params: Booster settings (the same as the full model's).
+        seed: Random seed.
+        calibration: Calibration method.
+
+    Returns:
+        "ablation.full.average_precision", and per group
+        "ablation.without_<group>.average_precision" and "ablation.without_<group>.ap_drop"
+        (full minus without: how much the group adds).
+    """
+    y = rows["test"]["target"].to_numpy()
+
+    def test_ap(features: list[str]) -> float:
+        model = train_model(
+            rows["train"], rows["valid"], features, params, seed=seed, calibration=calibration
+        )
+        return ranking_metrics(y, model.predict(rows["test"]), top_share=0.01, max_fpr=0.01)[
+            "average_precision"
+        ]
+
+    every = [f for names in groups.values() for f in names]
+    full = test_ap(every)
+    out = {"ablation.full.average_precision": full}
+    for group, names in groups.items():
+        kept = [f for f in every if f not in set(names)]
+        ap = test_ap(kept)
+        out[f"ablation.without_{group}.average_precision"] = ap
+        out[f"ablation.without_{group}.ap_drop"] = full - ap
+    return out
+
+
 def nest(flat: dict[str, float]) -> dict[str, object]:
     """Turn "a.b.c" keys into nested mappings; NaN becomes None (valid JSON).
 
@@ -192,7 +242,8 @@ def main(
     info = read_json(model_dir / TRAINING_FILE)
     model = load_model(model_dir)
     snapshots = pd.read_parquet(features_dir / "snapshots.parquet")
-    test = split_rows(snapshots, split_from_info(info))["test"]
+    rows = split_rows(snapshots, split_from_info(info))
+    test = rows["test"]
     y = test["target"].to_numpy()
     prob = model.predict(test)
     base = baseline_score(test, params.evaluate.baseline_feature)
@@ -210,6 +261,18 @@ def main(
         baseline_threshold=params.evaluate.baseline_threshold,
         truth=truth,
     )
+    if params.evaluate.ablation:
+        catalog = {f.name: f.group for f in build_catalog(params.features)}
+        groups = {g: [f for f in model.features if catalog.get(f) == g] for g in FEATURE_GROUPS}
+        metrics.update(
+            ablation(
+                rows,
+                {g: names for g, names in groups.items() if names},
+                params.train.lightgbm,
+                seed=params.base.seed,
+                calibration=params.train.calibration,
+            )
+        )
     write_json(nest(metrics), metrics_file)
     for name, score in (("model", prob), ("baseline", base)):
         roc, pr = curves(y, score)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-import warnings
 import tempfile
+import warnings
 from importlib import metadata
 from pathlib import Path
 
