@@ -216,6 +216,8 @@ class EvaluateParams:
         baseline_threshold: Value of that feature from which the rule flags a buyer.
         ablation: Retrain without each feature group and report the drop in average
             precision (one extra training per group).
+        ablation_max_train_rows: Training rows of each ablation variant, at most (all
+            positives kept, negatives sampled), which bounds its cost on big data.
     """
 
     top_share: float = 0.01
@@ -223,6 +225,7 @@ class EvaluateParams:
     baseline_feature: str = "refund_rate_count_90d"
     baseline_threshold: float = 0.5
     ablation: bool = True
+    ablation_max_train_rows: int = 300_000
 
 
 @dataclass(frozen=True)
