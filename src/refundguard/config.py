@@ -225,7 +225,7 @@ class EvaluateParams:
     baseline_feature: str = "refund_rate_count_90d"
     baseline_threshold: float = 0.5
     ablation: bool = True
-    ablation_max_train_rows: int = 300_000
+    ablation_max_train_rows: int = 100_000
 
 
 @dataclass(frozen=True)
