@@ -1261,8 +1261,9 @@ def prepare_events(
     ids = pd.Index(
         np.array(
             sorted(
-                set(orders["buyer_id"].dropna())
-                | set(buyers["buyer_id"].dropna())
+                # unique() first: iterating an Arrow string column in Python is slow.
+                set(orders["buyer_id"].dropna().unique().tolist())
+                | set(buyers["buyer_id"].dropna().unique().tolist())
                 | {str(b) for b in extra_buyer_ids}
             ),
             dtype=object,
