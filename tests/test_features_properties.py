@@ -411,9 +411,14 @@ def _expected_targets(w: World, t: int, horizon_days: int) -> tuple[set[str], se
 def test_snapshot_targets_follow_the_labels(case: tuple[World, int], horizon: int,
                                             data: st.DataObject) -> None:
     w, t = case
-    if w.labels and data.draw(st.booleans(), label="cutoff at the horizon's end"):
-        # A label exactly at T + H is outside the horizon.
-        t = data.draw(st.sampled_from([lab["labeled"] for lab in w.labels])) - horizon * DAY_MIN
+    # An abuser decision exactly at T is inside the horizon; one exactly at T + H is not.
+    ordering = {o["buyer_id"] for o in w.orders}
+    abuser_times = [lab["labeled"] for lab in w.labels
+                    if lab["label"] == 1 and lab["buyer_id"] in ordering]
+    where = data.draw(st.sampled_from(("as drawn", "at T", "at T + H")), label="label at")
+    if abuser_times and where != "as drawn":
+        t = data.draw(st.sampled_from(abuser_times), label="decision")
+        t -= horizon * DAY_MIN if where == "at T + H" else 0
     tables = validated(w)
     events = events_of(tables, sentiment_frame(w))
     rows = build_snapshots(events, tables["labels"], [cutoff_at(t)], CATALOG,
