@@ -291,3 +291,21 @@ def test_linked_known_abusers_counts_only_labels_before_the_cutoff() -> None:
     feats = compute_features(events, CUTOFF, CATALOG).set_index("buyer_id")
     assert feats.loc["b0", "linked_known_abusers"] == 1  # b1 only; b2's label is later
     assert feats.loc["b1", "linked_known_abusers"] == 0  # itself does not count
+
+
+def test_reason_switch_rate_ignores_row_order_of_simultaneous_requests(
+    hand_raw: dict[str, pd.DataFrame],
+) -> None:
+    raw = {k: v.copy() for k, v in hand_raw.items()}
+    extra = pd.DataFrame([
+        ("r5", "o1", "2024-01-12 10:30", "1", "compensation", "quality", "approved",
+         "2024-01-13 10:00", "false"),
+    ], columns=raw["refunds"].columns)
+    forward = {**raw, "refunds": pd.concat([raw["refunds"], extra], ignore_index=True)}
+    backward = {**raw, "refunds": pd.concat([extra, raw["refunds"]], ignore_index=True)}
+    values = [
+        _features(validate_tables(t, timezone="Asia/Shanghai", max_text_chars=100).tables)
+        .loc["b1", "reason_switch_rate_365d"]
+        for t in (forward, backward)
+    ]
+    assert values[0] == values[1]

@@ -28,6 +28,15 @@ REFUND_REASONS: Final = (
 )
 REFUND_STATUSES: Final = ("pending", "approved", "rejected", "cancelled")
 LABEL_VALUES: Final = (0, 1)
+# Texts the platform writes for a buyer who wrote nothing (Taobao's default praise after the
+# review period, an empty review). They say nothing about the buyer: features and the
+# sentiment model leave them out.
+SYSTEM_REVIEW_TEXTS: Final = (
+    "评价方未及时做出评价,系统默认好评!",
+    "评价方未及时做出评价，系统默认好评！",
+    "此用户没有填写评价。",
+    "此用户没有填写评价",
+)
 
 ColumnKind = Literal["id", "text", "time", "amount", "int", "bool", "enum"]
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from refundguard.config import FeaturesParams, load_params
+from refundguard.contract import SYSTEM_REVIEW_TEXTS
 from refundguard.errors import DataContractError
 from refundguard.frames import isin
 from refundguard.io import read_json, write_json, write_parquet
@@ -41,13 +42,6 @@ EVIDENCE_REASONS = ("not_received", "damaged", "missing_parts")
 QUALITY_REASONS = ("quality", "not_as_described", "wrong_item")
 FIT_REASONS = ("size_fit", "changed_mind")
 LINK_KINDS = ("device", "address", "payment")
-# Texts the platform writes for the buyer; identical for everyone, so not "templated".
-SYSTEM_REVIEW_TEXTS = (
-    "评价方未及时做出评价,系统默认好评!",
-    "评价方未及时做出评价，系统默认好评！",
-    "此用户没有填写评价。",
-    "此用户没有填写评价",
-)
 # Extortion language: a demand for money, or a threat of more bad reviews or of a
 # complaint to the platform or 12315. A complaint about the goods, however angry, is neither.
 EXTORTION_PATTERN = (
@@ -646,9 +640,12 @@ def _reason_switch_rate(s: Snapshot, days: int) -> np.ndarray:
     r = s.refunds[_window(s, "refunds", days)]
     if r.empty:
         return np.full(s.n_buyers, np.nan)
-    order = np.lexsort((r["requested_at"].to_numpy(), r["b"].to_numpy()))
+    codes = pd.factorize(r["reason"].to_numpy(dtype=object), sort=True)[0]
+    # Requests at the same instant are taken in reason order, so the file's row order
+    # cannot change the value.
+    order = np.lexsort((codes, r["requested_at"].to_numpy(), r["b"].to_numpy()))
     b = r["b"].to_numpy()[order]
-    reason = pd.factorize(r["reason"].to_numpy(dtype=object)[order])[0]
+    reason = codes[order]
     same_buyer = np.r_[False, b[1:] == b[:-1]]
     switched = same_buyer & np.r_[False, reason[1:] != reason[:-1]]
     n = np.bincount(b, minlength=s.n_buyers).astype("float64")

@@ -44,6 +44,7 @@ from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
 from refundguard.config import load_params
+from refundguard.contract import SYSTEM_REVIEW_TEXTS
 from refundguard.errors import ModelError
 from refundguard.io import write_json, write_parquet
 from refundguard.paths import PARAMS_FILE, SENTIMENT_DIR, SENTIMENT_MODEL_DIR, VALIDATED_DIR
@@ -783,18 +784,11 @@ def _read_weights(
 # --------------------------------------------------------------------------- stage shell
 
 STATUS_FILE = "status.json"
-# Texts the platform writes for a buyer who wrote nothing; they carry no sentiment.
-SYSTEM_TEXTS = (
-    "评价方未及时做出评价,系统默认好评!",
-    "评价方未及时做出评价，系统默认好评！",
-    "此用户没有填写评价。",
-    "此用户没有填写评价",
-)
 
 
 def _own_texts(reviews: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
     text = reviews["text"].astype("str").str.strip()
-    has_text = text.notna() & (text != "") & ~text.isin(list(SYSTEM_TEXTS))
+    has_text = text.notna() & (text != "") & ~text.isin(list(SYSTEM_REVIEW_TEXTS))
     return text, has_text.to_numpy(dtype=bool)
 
 

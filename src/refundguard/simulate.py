@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from refundguard.config import SimulateParams, load_params
+from refundguard.contract import REFUND_REASONS, REFUND_STATUSES, REFUND_TYPES
 from refundguard.errors import ConfigError
 from refundguard.io import write_table
 from refundguard.paths import PARAMS_FILE, SIMULATED_DIR, TRUTH_FILE_NAME
@@ -98,20 +99,6 @@ CATEGORIES: tuple[str, ...] = (
     "books",
     "digital",
 )
-REFUND_TYPES: tuple[str, ...] = ("refund_only", "return_refund", "exchange", "compensation")
-REFUND_REASONS: tuple[str, ...] = (
-    "not_received",
-    "damaged",
-    "quality",
-    "not_as_described",
-    "wrong_item",
-    "missing_parts",
-    "size_fit",
-    "changed_mind",
-    "logistics",
-    "other",
-)
-REFUND_STATUSES: tuple[str, ...] = ("pending", "approved", "rejected", "cancelled")
 LABEL_SOURCES: tuple[str, ...] = ("platform_ruling", "manual_review", "merchant_report")
 
 # Segment codes (positions in SEGMENTS).
