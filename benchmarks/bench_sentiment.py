@@ -8,11 +8,16 @@ Measures, with the model's default hyperparameters:
 * cross-corpus accuracy: trained on all of one corpus, tested on all of the other;
 * predict_proba throughput on one core (one thread, pinned to one CPU), end to end from
   raw strings, on 100,000 reviews drawn with replacement from both corpora;
-* optionally (--variants) the alternatives that were tried, on the same folds.
+* optionally (--variants) the hyperparameter variants that were tried, on the same folds;
+* optionally (--alternatives) other models that were tried (n-grams hashed apart after
+  a negator, fastText-style embedding bags, a clause-level second stage, TF-IDF LR,
+  naive Bayes and averages of them), on the same folds, with the per-fold difference to
+  the model.
 
 Results go to benchmarks/results/sentiment.json; a markdown table is printed.
 
-    .venv/bin/python benchmarks/bench_sentiment.py [--variants] [--reviews-dir DIR]
+    .venv/bin/python benchmarks/bench_sentiment.py [--variants] [--alternatives]
+        [--reviews-dir DIR]
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ def main() -> None:
     parser.add_argument("--reviews-dir", type=Path, default=default_reviews_dir())
     parser.add_argument("--variants", action="store_true",
                         help="also cross-validate the alternatives that were tried")
+    parser.add_argument("--alternatives", action="store_true",
+                        help="also cross-validate the alternative models (several minutes)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     single_threaded()
@@ -197,6 +204,10 @@ def main() -> None:
                 lambda params=params: ReviewSentiment(**params)
             )
 
+    if args.alternatives:
+        print("alternative models", flush=True)
+        results["alternatives"] = alternatives(data, folds, results["within_corpus"])
+
     results["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -206,12 +217,237 @@ def main() -> None:
     }
     results["command"] = "python benchmarks/bench_sentiment.py" + (
         " --variants" if args.variants else ""
-    )
+    ) + (" --alternatives" if args.alternatives else "")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print()
     print(table(results))
     print(f"\nwritten: {args.out}")
+
+
+# --------------------------------------------------------------------------- alternatives
+# Models that are not the product's, cross-validated on the same folds as the default so
+# that the per-fold differences are paired. Each returns out-of-fold decision scores
+# (> 0 means positive). They reuse the product's normalisation and hashing.
+
+NEGATORS = "不没别无未非勿莫"
+CLAUSE_BREAKS = ",.!?;:~，。！？；：、…()\"'“” "
+# Code points of negated characters are moved past the Unicode range, so that an n-gram
+# inside a negation scope hashes apart from the same n-gram outside one.
+NEGATED_OFFSET = 0x200000
+
+
+def alternatives(
+    data: dict[str, tuple[list[Any], Any]], folds: dict[str, list[Any]], default: dict[str, Any]
+) -> dict[str, Any]:
+    """Cross-validate the alternative models; ``default`` holds the default's fold scores."""
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.naive_bayes import MultinomialNB
+
+    from refundguard import sentiment as rs
+
+    def batch_of(texts: list[Any]) -> Any:
+        return rs._normalise_batch(texts, 500)
+
+    def counts(batch: Any, orders: range = range(1, 4)) -> Any:
+        return rs._count_matrix(batch, orders, 20).tocsr()
+
+    def negated(batch: Any, scope: int) -> Any:
+        """The batch with characters up to ``scope`` after a negator (same clause) moved."""
+        codes = batch.codes
+        is_neg = np.isin(codes, np.array([ord(c) for c in NEGATORS], dtype=np.uint32))
+        stops = np.isin(codes, np.array([ord(c) for c in CLAUSE_BREAKS + "\n"],
+                                        dtype=np.uint32))
+        inside = np.zeros(codes.size, dtype=bool)
+        reach = is_neg.copy()
+        for _ in range(scope):
+            reach = np.concatenate([[False], reach[:-1]]) & ~stops
+            inside |= reach & ~is_neg
+        moved = codes.copy()
+        moved[inside] += np.uint32(NEGATED_OFFSET)
+        return rs._Batch(moved, batch.n_docs)
+
+    def nblr_fit(x: Any, y: Any, c: float = 4.0) -> tuple[Any, float]:
+        """NB-LR as in ReviewSentiment.fit, on a count matrix; weights with NB folded in."""
+        # Only the buckets seen in training, as in fit: the smoothing of the NB ratios
+        # depends on how many buckets there are.
+        used = np.flatnonzero(np.bincount(x.indices, minlength=x.shape[1]))
+        xu = x[:, used]
+        present = xu.copy()
+        present.data[:] = 1.0
+        pos = 1.0 + np.asarray(present[y == 1].sum(axis=0)).ravel()
+        neg = 1.0 + np.asarray(present[y == 0].sum(axis=0)).ravel()
+        ratio = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
+        scaled = sp.diags(1 / np.sqrt(np.maximum(xu.sum(axis=1).A1, 1))) @ xu @ sp.diags(ratio)
+        lr = LogisticRegression(C=c, solver="liblinear", dual=True, max_iter=1000,
+                                random_state=0).fit(scaled, y)
+        weights = np.zeros(x.shape[1])
+        weights[used] = lr.coef_[0] * ratio
+        return weights, float(lr.intercept_[0])
+
+    def nblr_score(x: Any, weights: Any, intercept: float) -> Any:
+        return (x @ weights) / np.sqrt(np.maximum(x.sum(axis=1).A1, 1)) + intercept
+
+    def ft_fit(x: Any, y: Any, dim: int = 16, hidden: int = 0, epochs: int = 5,
+               rate: float = 0.05) -> Any:
+        """fastText-style: mean of hashed n-gram embeddings, optional tanh layer, AdaGrad."""
+        rng = np.random.default_rng(SEED)
+        emb = (rng.standard_normal((x.shape[1], dim)) * 0.01).astype(np.float32)
+        emb_acc = np.full(x.shape[1], 1e-8, dtype=np.float32)
+        w1 = (rng.standard_normal((dim, max(hidden, 1))) / np.sqrt(dim)).astype(np.float32)
+        b1 = np.zeros(max(hidden, 1), dtype=np.float32)
+        w2 = (rng.standard_normal(hidden or dim) / np.sqrt(hidden or dim)).astype(np.float32)
+        acc = {"w1": np.full_like(w1, 1e-8), "b1": np.full_like(b1, 1e-8),
+               "w2": np.full_like(w2, 1e-8)}
+        params = {"w1": w1, "b1": b1, "w2": w2}
+        bias = 0.0
+        for _ in range(epochs):
+            order = rng.permutation(x.shape[0])
+            for start in range(0, order.size, 32):
+                rows = order[start:start + 32]
+                block = x[rows]
+                cols = np.unique(block.indices)
+                sub = block[:, cols]
+                h = np.asarray(sub @ emb[cols])
+                a = np.tanh(h @ w1 + b1) if hidden else h
+                g = (1 / (1 + np.exp(-(a @ w2 + bias))) - y[rows]) / rows.size
+                grads = {"w2": a.T @ g}
+                bias -= rate * float(g.sum())
+                if hidden:
+                    ga = np.outer(g, w2) * (1 - a * a)
+                    grads |= {"w1": h.T @ ga, "b1": ga.sum(axis=0)}
+                    gh = ga @ w1.T
+                else:
+                    gh = np.outer(g, w2)
+                for name, grad in grads.items():
+                    acc[name] += grad * grad
+                    params[name] -= rate * grad / np.sqrt(acc[name])
+                g_emb = np.asarray(sub.T @ gh, dtype=np.float32)
+                emb_acc[cols] += (g_emb * g_emb).mean(axis=1)
+                emb[cols] -= rate * g_emb / np.sqrt(emb_acc[cols])[:, None]
+
+        def score(xt: Any) -> Any:
+            h = np.asarray(xt @ emb)
+            return (np.tanh(h @ w1 + b1) if hidden else h) @ w2 + bias
+
+        return score
+
+    def clause_features(batch: Any, weights: Any, intercept: float) -> Any:
+        """Whole-review NB-LR score and its clause-level summaries (min, max, first, last,
+        share of negative clauses, positive and negative mass), plus lengths."""
+        codes = batch.codes
+        total = np.zeros(codes.size)
+        grams = np.zeros(codes.size)
+        table = np.append(weights, 0.0)
+        for buckets in rs._iter_buckets(codes, range(1, 4), 20):
+            total += table[buckets]
+            grams += buckets < (1 << 20)
+        sep = codes == rs._SEP
+        doc = np.concatenate([[0], np.cumsum(sep[:-1])])
+        brk = np.isin(codes, np.array([ord(c) for c in CLAUSE_BREAKS], dtype=np.uint32)) | sep
+        clause = np.cumsum(np.concatenate([[True], brk[:-1]])) - 1
+        n_cl, n = int(clause[-1]) + 1, batch.n_docs
+        c_sum = np.bincount(clause, total, n_cl)
+        c_grams = np.bincount(clause, grams, n_cl)
+        c_doc = np.zeros(n_cl, dtype=np.int64)
+        c_doc[clause] = doc
+        keep = c_grams > 0
+        c_sum, c_grams, c_doc = c_sum[keep], c_grams[keep], c_doc[keep]
+        c_norm = c_sum / np.sqrt(c_grams)
+        d_grams = np.maximum(np.bincount(doc, grams, n), 1)
+        lo, hi, first, last = (np.zeros(n) for _ in range(4))
+        np.minimum.at(lo, c_doc, c_norm)
+        np.maximum.at(hi, c_doc, c_norm)
+        last[c_doc] = c_norm
+        first[c_doc[::-1]] = c_norm[::-1]
+        k = np.bincount(c_doc, minlength=n)
+        return np.column_stack([
+            np.bincount(doc, total, n) / np.sqrt(d_grams) + intercept, lo, hi, first, last,
+            np.log1p(k), np.bincount(c_doc, (c_norm < 0).astype(float), n) / np.maximum(k, 1),
+            np.bincount(c_doc, np.minimum(c_sum, 0), n) / np.sqrt(d_grams),
+            np.bincount(c_doc, np.maximum(c_sum, 0), n) / np.sqrt(d_grams), np.log(d_grams),
+        ])
+
+    out: dict[str, Any] = {}
+    oof: dict[str, dict[str, Any]] = {}
+    for name, (texts, labels) in data.items():
+        batch = batch_of(texts)
+        norm = rs.normalize_text(texts)
+        x13, x15 = counts(batch), counts(batch, range(1, 6))
+        x_neg = {s: counts(negated(batch, s)) for s in (2, 6)}
+        row_scale = sp.diags(1 / np.sqrt(np.maximum(x13.sum(axis=1).A1, 1)))
+        x_ft = (row_scale @ x13).tocsr()
+        scores = {key: np.zeros(labels.size) for key in (
+            "nblr", "nblr15", "neg2", "neg6", "tfidf", "mnb", "ft", "ft_tanh", "clause")}
+        for train, test in folds[name]:
+            y = labels[train]
+            for key, x in (("nblr", x13), ("nblr15", x15), ("neg2", x_neg[2]),
+                           ("neg6", x_neg[6])):
+                scores[key][test] = nblr_score(x[test], *nblr_fit(x[train], y))
+            vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True,
+                                  min_df=2)
+            tf_train = vec.fit_transform([norm[i] for i in train])
+            scores["tfidf"][test] = LogisticRegression(C=10, max_iter=2000).fit(
+                tf_train, y).decision_function(vec.transform([norm[i] for i in test]))
+            log_p = MultinomialNB(alpha=0.5).fit(x13[train], y).predict_log_proba(x13[test])
+            scores["mnb"][test] = log_p[:, 1] - log_p[:, 0]
+            scores["ft"][test] = ft_fit(x_ft[train], y.astype(np.float32))(x_ft[test])
+            scores["ft_tanh"][test] = ft_fit(x_ft[train], y.astype(np.float32),
+                                             hidden=16)(x_ft[test])
+            # Second stage on clause features; its training rows get scores from inner
+            # folds, so it never sees a first-stage score of a review that model trained on.
+            level1 = np.zeros((train.size, 10))
+            inner = StratifiedKFold(5, shuffle=True, random_state=SEED).split(train, y)
+            for fit_part, held in inner:
+                w, b = nblr_fit(x13[train[fit_part]], y[fit_part])
+                level1[held] = clause_features(batch_of([norm[i] for i in train[held]]), w, b)
+            w, b = nblr_fit(x13[train], y)
+            stage2 = LogisticRegression(max_iter=1000).fit(level1, y)
+            scores["clause"][test] = stage2.decision_function(
+                clause_features(batch_of([norm[i] for i in test]), w, b))
+        print(f"  {name}: alternatives scored", flush=True)
+        oof[name] = scores
+
+    labels_of = {name: labels for name, (_, labels) in data.items()}
+    averages = {
+        "avg_nblr_tfidf": ("nblr", "tfidf"),
+        "avg_all": ("nblr", "nblr15", "neg2", "neg6", "tfidf", "mnb", "ft"),
+    }
+    described = {
+        "nblr": "NB-LR re-fitted here from the count matrix (check: equals the model)",
+        "nblr15": "NB-LR, char 1-5-grams",
+        "neg2": "NB-LR, n-grams within 2 chars after a negator (不没别无未非勿莫) hashed apart",
+        "neg6": "NB-LR, n-grams within 6 chars after a negator hashed apart",
+        "tfidf": "char 1-3 TF-IDF (sublinear tf, min_df 2) + LR C=10",
+        "mnb": "multinomial naive Bayes, char 1-3",
+        "ft": "fastText-style: mean of 16-d hashed n-gram embeddings, linear, 5 epochs",
+        "ft_tanh": "fastText-style with a 16-unit tanh hidden layer",
+        "clause": "second-stage LR on clause-level NB-LR scores (nested 5-fold)",
+        "avg_nblr_tfidf": "average of standardised NB-LR and TF-IDF LR scores",
+        "avg_all": "average of 7 standardised scores (nblr, nblr15, neg2, neg6, tfidf, mnb, ft)",
+    }
+    for key, text in described.items():
+        entry: dict[str, Any] = {"description": text}
+        for name, labels in labels_of.items():
+            scores = oof[name]
+            if key in averages:
+                s = sum(scores[k] / np.std(scores[k]) for k in averages[key])
+            else:
+                s = scores[key]
+            acc = [float(((s[test] > 0) == labels[test]).mean()) for _, test in folds[name]]
+            delta = np.asarray(acc) - np.asarray(default[name]["folds"])
+            entry[name] = {"folds": acc, "mean": float(np.mean(acc)), "std": float(np.std(acc)),
+                           "paired_delta_mean": float(delta.mean()),
+                           "paired_delta_std": float(delta.std())}
+        out[key] = entry
+        print(f"  {key:15s} " + "  ".join(
+            f"{n} {entry[n]['mean']:.4f} (Δ {100 * entry[n]['paired_delta_mean']:+.2f} pt)"
+            for n in labels_of), flush=True)
+    return out
 
 
 def table(results: dict[str, Any]) -> str:
@@ -240,6 +476,11 @@ def table(results: dict[str, Any]) -> str:
     for label, res in results.get("variants", {}).items():
         rows.append("| variant {}: 5-fold CV | {} | {} |".format(
             label, *(f"{res[c]['mean']:.4f} ± {res[c]['std']:.4f}" for c in CORPORA)))
+    for res in results.get("alternatives", {}).values():
+        rows.append("| alternative {}: 5-fold CV, paired Δ vs model | {} | {} |".format(
+            res["description"], *(
+                f"{res[c]['mean']:.4f} ± {res[c]['std']:.4f} "
+                f"({100 * res[c]['paired_delta_mean']:+.2f} pt)" for c in CORPORA)))
     rows.append("")
     rows.append(
         f"predict_proba throughput, one core, raw text in: "

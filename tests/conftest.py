@@ -97,6 +97,7 @@ def tiny_params(tmp: Path, **overrides: object) -> Params:
                      "label_coverage": 0.9},
         "sentiment": {"min_labeled_reviews": 50, "hash_bits": 16},
         "train": {"n_valid_cutoffs": 1, "n_test_cutoffs": 1,
+                  "tuning": {"n_trials": 2, "n_folds": 2},
                   "lightgbm": {"num_boost_round": 200, "early_stopping_rounds": 30,
                                "min_data_in_leaf": 10}},
     }
@@ -124,6 +125,7 @@ def tiny_params_dict() -> dict[str, object]:
     raw["base"].update(horizon_days=42, min_history_days=84, cutoff_step_days=28)
     raw["sentiment"].update(min_labeled_reviews=50, hash_bits=16)
     raw["train"].update(n_valid_cutoffs=1, n_test_cutoffs=1)
+    raw["train"]["tuning"].update(n_trials=3, n_folds=2)
     raw["train"]["lightgbm"].update(num_boost_round=300, early_stopping_rounds=30,
                                     min_data_in_leaf=10)
     return raw

@@ -35,20 +35,36 @@ def test_render_needs_the_markers() -> None:
 
 def test_results_markdown_from_metrics(tmp_path: Path) -> None:
     metrics = {
+        "capacity_k": 560.0,
         "model": {"roc_auc": 0.9, "average_precision": 0.3, "recall_at_fpr": 0.4,
-                  "precision_at_top": 0.5},
+                  "precision_at_capacity": 0.5},
+        "logistic": {"roc_auc": 0.85, "average_precision": 0.2, "recall_at_fpr": 0.2,
+                     "precision_at_capacity": 0.3},
         "baseline": {"roc_auc": 0.8, "average_precision": 0.1, "recall_at_fpr": None,
-                     "precision_at_top": 0.05},
+                     "precision_at_capacity": 0.05},
+        "calibration": {"ece": 0.004, "brier": 0.006},
+        "tuning": {"rolling_ap_mean": 0.2, "rolling_ap_std": 0.03, "trials": 8.0},
+        "policy": {"standard_from": 0.001, "review_from": 0.2, "restrict_from": 0.6},
+        "cost": {"model": {"count": {"trusted": 10.0, "standard": 80.0, "review": 7.0,
+                                     "restrict": 3.0},
+                           "cost_per_buyer": 1.25, "truth_cost_per_buyer": 2.5,
+                           "honest_above_standard": 0.004, "flagged_per_day": 0.36}},
         "segment": {"size_bracketer": {"rows": 100.0, "model_flag_rate": 0.01,
+                                       "logistic_flag_rate": 0.02,
                                        "baseline_flag_rate": 0.3}},
         "ablation": {"full": {"average_precision": 0.3},
                      "without_reviews": {"average_precision": 0.25, "ap_drop": 0.05}},
     }
     md = results_markdown(metrics)
-    assert "| average precision (labels) | 0.300 | 0.100 |" in md
-    assert "| recall at 1% false-positive rate (labels) | 0.400 | n/a |" in md
-    assert "| size_bracketer | honest | 100 | 1.0% | 30.0% |" in md
+    assert "| average precision (labels) | 0.300 | 0.200 | 0.100 |" in md
+    assert "| recall at 1% false-positive rate (labels) | 0.400 | 0.200 | n/a |" in md
+    assert "precision in the top k = 560 (review capacity) (labels) | 0.500 |" in md
+    assert "ECE 0.004, Brier 0.006" in md and "0.200 ± 0.030 (8 trials)" in md
+    assert "| model | 10 | 80 | 7 | 3 | 1.250 | 2.500 | 0.4% | 0.360 |" in md
+    assert "| no model (everyone standard) | 0 | 0 | 0 | 0 | n/a |" in md
+    assert "| size_bracketer | honest | 100 | 1.0% | 2.0% | 30.0% |" in md
     assert "| without reviews | 0.250 | 0.050 |" in md
+    assert "truth" not in md.split("Calibration")[0]
     f = tmp_path / "m.json"
     f.write_text(json.dumps(metrics), encoding="utf-8")
     assert generated_blocks(f)["results"] == md

@@ -63,3 +63,56 @@ def test_fresh_process_pyfunc_gives_training_scores(project: Path, tmp_path: Pat
     np.testing.assert_allclose(out["probability"].to_numpy(), trained, rtol=0, atol=1e-12)
     assert set(out["tier"]) <= {"trusted", "standard", "review", "restrict"}
     assert ((out["risk_score"] >= 0) & (out["risk_score"] <= 1000)).all()
+
+
+def test_scorer_json_names_the_model_by_content(project: Path) -> None:
+    from refundguard.export import model_artifacts, model_version
+    from refundguard.scorer import ARTIFACTS
+
+    cfg = json.loads((project / "models/scorer/artifacts/scorer.json").read_text(encoding="utf-8"))
+    expected = model_version(model_artifacts(project / "models/model"))
+    assert cfg["model_version"] == expected == cfg["metadata"]["model_version"]
+    assert "bounds" not in cfg and "policy" in ARTIFACTS  # the bounds are policy.json
+    mlmodel = yaml.safe_load((project / "models/scorer/MLmodel").read_text(encoding="utf-8"))
+    assert mlmodel["metadata"]["model_version"] == expected
+    for key in ("data_hash", "git_commit", "params", "metrics", "catalog_version"):
+        assert cfg["metadata"][key] is not None, key
+
+
+def test_every_scorer_artifact_is_exported(project: Path) -> None:
+    from refundguard.scorer import ARTIFACTS
+
+    art = project / "models/scorer/artifacts"
+    for name, file in ARTIFACTS.items():
+        if name != "sentiment":
+            assert (art / file).is_file(), name
+            if name != "scorer":
+                assert (art / file).read_bytes() == (project / "models/model" / file).read_bytes()
+    assert (art / ARTIFACTS["sentiment"]).is_dir() == (project / "models/sentiment").is_dir()
+
+
+def test_model_version_is_a_content_id(project: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from refundguard.export import model_artifacts, model_version
+
+    copy = tmp_path / "model"
+    shutil.copytree(project / "models/model", copy)
+    files = model_artifacts(copy)
+    first = model_version(files)
+    assert first == model_version(model_artifacts(project / "models/model"))
+    assert first.startswith("rg-") and len(first) == 15
+    (copy / "training.json").write_text("{}", encoding="utf-8")  # not a model file
+    assert model_version(files) == first
+    calibration = files["calibration"]
+    calibration.write_bytes(calibration.read_bytes() + b" ")
+    assert model_version(files) != first
+
+
+def test_export_registers_the_first_model_as_champion(project: Path) -> None:
+    report = json.loads((project / "reports/registry.json").read_text(encoding="utf-8"))
+    cfg = json.loads((project / "models/scorer/artifacts/scorer.json").read_text(encoding="utf-8"))
+    assert report["name"] == "refundguard" and report["decision"] == "champion"
+    assert "champion" in report["aliases"].split(",")
+    assert report["model_version"] == cfg["model_version"]
+    assert report["uri"] == f"models:/refundguard/{report['version']}"

@@ -156,12 +156,13 @@ def test_parquet_keeps_types_and_gets_a_range_index(tmp_path: Path) -> None:
 
 def test_find_table_file_absent(tmp_path: Path) -> None:
     assert find_table_file(tmp_path, "orders") is None
-    (tmp_path / "orders.xlsx").write_bytes(b"")
+    (tmp_path / "orders.xls").write_bytes(b"")
+    (tmp_path / "orders.txt").write_bytes(b"")
     (tmp_path / "orders").mkdir()
     assert find_table_file(tmp_path, "orders") is None
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".xlsx"])
 def test_find_table_file_present(tmp_path: Path, suffix: str) -> None:
     (tmp_path / f"orders{suffix}").write_bytes(b"x")
     (tmp_path / "refunds.csv").write_bytes(b"x")
@@ -259,3 +260,142 @@ def test_write_text_overwrites(tmp_path: Path) -> None:
     write_text("二", path)
     assert path.read_text(encoding="utf-8") == "二"
     assert [p.name for p in tmp_path.iterdir()] == ["t.txt"]
+
+
+# --- Excel -----------------------------------------------------------------------------
+
+
+def _xlsx(path: Path, rows: list[list[object]]) -> Path:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for row in rows:
+        ws.append(row)
+    wb.save(path)
+    return path
+
+
+def test_xlsx_reads_first_sheet_as_strings(tmp_path: Path) -> None:
+    import datetime
+
+    path = _xlsx(tmp_path / "reviews.xlsx", [
+        ["review_id", "order_id", "rating", "text"],
+        ["v1", "o1", 1, "质量太差了"],
+        ["v2", "o2", 5, "很好，物超所值"],
+        ["v3", "007", None, "NA"],
+        ["v4", "o4", 3, None],
+    ])
+    pd.testing.assert_frame_equal(read_raw_table(path), EXPECTED)
+    typed = _xlsx(tmp_path / "t.xlsx", [["t", "x"], [datetime.datetime(2024, 5, 6, 7, 8), 2.5]])
+    assert read_raw_table(typed).to_dict("list") == {"t": ["2024-05-06 07:08:00"], "x": ["2.5"]}
+
+
+def test_xlsx_empty_workbook_and_header_only(tmp_path: Path) -> None:
+    with pytest.raises(DataContractError, match=r"orders\.xlsx: file is empty"):
+        read_raw_table(_xlsx(tmp_path / "orders.xlsx", []))
+    df = read_raw_table(_xlsx(tmp_path / "refunds.xlsx", [["refund_id", "order_id"]]))
+    assert df.empty and list(df.columns) == ["refund_id", "order_id"]
+
+
+def test_xlsx_blank_rows_are_skipped(tmp_path: Path) -> None:
+    path = _xlsx(tmp_path / "t.xlsx", [["a", "b"], [1, "x"], [None, None], ["  ", None],
+                                       [2, "y"]])
+    assert read_raw_table(path).to_dict("list") == {"a": ["1", "2"], "b": ["x", "y"]}
+
+
+@pytest.mark.parametrize(("name", "content"), [("t.xlsx", b"not a zip"),
+                                               ("t.xlsx", b"PK\x03\x04 broken")])
+def test_corrupt_xlsx(tmp_path: Path, name: str, content: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataContractError, match=r"t\.xlsx: cannot read"):
+        read_raw_table(path)
+
+
+def test_old_xls_gets_a_hint(tmp_path: Path) -> None:
+    path = _write(tmp_path / "orders.xls", "x", "utf-8")
+    with pytest.raises(DataContractError, match=r"save it as \.xlsx or \.csv"):
+        read_raw_table(path)
+
+
+# --- lines that do not fit the header -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "marks"),
+    [
+        # pandas' own reader refuses these (a later long line) or silently drops a field
+        # (the first data line long): both go to the careful reader.
+        ("a,b\n1,x\n2,y,z\n3,w\n", [None, "3 fields where the header has 2, extra: ['z']", None]),
+        ("a,b\n1,x,z\n2,y\n", ["3 fields where the header has 2, extra: ['z']", None]),
+    ],
+)
+def test_long_lines_are_marked_not_fatal(tmp_path: Path, text: str,
+                                         marks: list[str | None]) -> None:
+    from refundguard.io import MALFORMED_COLUMN
+
+    df = read_raw_table(_write(tmp_path / "t.csv", text, "utf-8"))
+    assert df["a"].tolist() == ["1", "2", "3"][: len(marks)]
+    assert [None if pd.isna(m) else m for m in df[MALFORMED_COLUMN]] == marks
+
+
+def test_careful_reader_matches_the_fast_one(tmp_path: Path) -> None:
+    """Same strings, blanks and missing cells whichever reader runs."""
+    from refundguard.io import MALFORMED_COLUMN
+
+    body = CSV_TEXT + "v5,o5,2,\"多行\n评价, 带逗号\"\n\n,,,\nv6,o6\n"
+    fast = read_raw_table(_write(tmp_path / "a.csv", body, "gb18030"))
+    careful = read_raw_table(_write(tmp_path / "b.csv", body + "v7,o7,1,x,extra\n", "gb18030"))
+    assert MALFORMED_COLUMN not in fast.columns
+    pd.testing.assert_frame_equal(careful.drop(columns=[MALFORMED_COLUMN]).iloc[:-1], fast)
+    assert fast["text"].iloc[4] == "多行\n评价, 带逗号"
+    assert fast["review_id"].tolist() == ["v1", "v2", "v3", "v4", "v5", "v6"]
+    assert pd.isna(fast["rating"].iloc[5]) and pd.isna(careful["text"].iloc[5])
+
+
+def test_huge_field_and_nul_bytes(tmp_path: Path) -> None:
+    long = "好" * 200_000
+    text = f"a,b\n1,{long}\n2,x\x00y\n3,z,extra\n"
+    df = read_raw_table(_write(tmp_path / "t.csv", text, "utf-8"))
+    assert df["b"].tolist() == [long, "x\x00y", "z"]
+
+
+def test_repeated_headers_are_numbered_in_both_readers(tmp_path: Path) -> None:
+    fast = read_raw_table(_write(tmp_path / "a.csv", "a,a,b\n1,2,3\n", "utf-8"))
+    careful = read_raw_table(_write(tmp_path / "b.csv", "a,a,b\n1,2,3\n4,5,6,7\n", "utf-8"))
+    assert list(fast.columns) == ["a", "a.1", "b"]
+    assert list(careful.columns)[:3] == ["a", "a.1", "b"]
+
+
+# --- leftovers of killed writers ------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    import os
+
+    dest = tmp_path / "out.parquet"
+    stale = tmp_path / f".out.parquet.{_dead_pid()}.abc123.tmp"
+    alive = tmp_path / f".out.parquet.{os.getppid()}.def456.tmp"  # a live process's
+    other = tmp_path / f".other.parquet.{_dead_pid()}.x.tmp"  # another file's
+    for p in (stale, alive, other):
+        p.write_bytes(b"half")
+    write_parquet(pd.DataFrame({"a": [1]}), dest)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([dest.name, alive.name, other.name])
+
+
+def test_temporary_name_carries_the_pid(tmp_path: Path) -> None:
+    import os
+
+    with atomic_path(tmp_path / "x.csv") as tmp:
+        assert tmp.name.startswith(f".x.csv.{os.getpid()}.") and tmp.name.endswith(".tmp")

@@ -61,10 +61,14 @@ def test_mlflow_run_has_params_metrics_tags_and_model(project: Path) -> None:
     run_ = client.get_run(info["run_id"])
     assert run_.data.tags["data_hash"] == info["data_hash"]
     assert "git_commit" in run_.data.tags
-    assert run_.data.params["lgb.num_leaves"] == "31"
+    # The tuned settings are what the run records and what training.json says.
+    assert run_.data.params["lgb.num_leaves"] == str(info["params"]["lightgbm"]["num_leaves"])
+    assert run_.data.params["tuning_trials"] == str(len(info["tuning"]["trials"])) == "3"
     assert "test.model.average_precision" in run_.data.metrics
+    assert "tuning_rolling_ap_mean" in run_.data.metrics
     artifacts = {a.path for a in client.list_artifacts(info["run_id"])}
-    assert {"features.json", "calibration.json", "metrics.json"} <= artifacts
+    assert {"features.json", "calibration.json", "policy.json", "tuning.json", "metrics.json",
+            "report.html", "gate.json"} <= artifacts
     logged = client.search_logged_models(experiment_ids=[run_.info.experiment_id])
     assert any(m.source_run_id == info["run_id"] for m in logged)
 
@@ -74,7 +78,8 @@ def test_time_split_has_label_delay_gaps(project: Path) -> None:
     split = {k: [pd.Timestamp(c) for c in v] for k, v in info["split"].items()}
     gap = pd.Timedelta(days=info["horizon_days"])
     assert max(split["train"]) + gap <= min(split["valid"])
-    assert max(split["valid"]) + gap <= min(split["test"])
+    assert max(split["valid"]) + gap <= min(split["calibration"])
+    assert max(split["calibration"]) + gap <= min(split["test"])
 
 
 def test_rerun_gives_byte_identical_features_model_and_metrics(project: Path) -> None:

@@ -10,7 +10,10 @@ import pytest
 
 from refundguard import Scorer
 from refundguard.errors import InputError, ModelError
-from refundguard.features import load_validated
+from refundguard.features import NO_HISTORY, has_history, load_validated
+from refundguard.policy import assign_tiers
+from refundguard.reasons import SEPARATOR, format_value
+from refundguard.scorer import OUTPUT_COLUMNS
 from refundguard.train import load_model
 
 
@@ -22,15 +25,73 @@ def scorer(project: Path) -> Scorer:
 @pytest.fixture(scope="module")
 def rows(project: Path) -> pd.DataFrame:
     snaps = pd.read_parquet(project / "data/features/snapshots.parquet")
-    return snaps[snaps["cutoff"] == snaps["cutoff"].max()].head(300).reset_index(drop=True)
+    last = snaps[snaps["cutoff"] == snaps["cutoff"].max()].drop(columns=["target"])
+    # Every tier present: the 300 riskiest by the raw model plus 300 others.
+    model = load_model(project / "models/model")
+    order = np.argsort(-model.raw(last), kind="stable")
+    pick = np.concatenate([order[:300], order[-300:]])
+    return last.iloc[np.sort(pick)].reset_index(drop=True)
 
 
 def test_score_matches_trained_model(scorer: Scorer, rows: pd.DataFrame, project: Path) -> None:
     out = scorer.score(rows)
-    assert list(out.columns) == ["buyer_id", "probability", "risk_score", "tier"]
+    assert tuple(out.columns) == OUTPUT_COLUMNS
     trained = load_model(project / "models/model").predict(rows)
     np.testing.assert_allclose(out["probability"], trained, atol=1e-12)
     assert (out["risk_score"] == np.rint(out["probability"] * 1000)).all()
+    bounds = json.loads((project / "models/model/policy.json").read_text())["bounds"]
+    fresh = ~has_history(rows)
+    expected = assign_tiers(out["probability"].to_numpy(), tuple(bounds))
+    assert (out["tier"][~fresh] == expected[~fresh]).all()
+    cfg = json.loads((project / "models/scorer/artifacts/scorer.json").read_text())
+    assert set(out["model_version"]) == {cfg["model_version"]}
+
+
+def test_flagged_buyers_and_only_they_get_reasons(scorer: Scorer, rows: pd.DataFrame) -> None:
+    out = scorer.score(rows)
+    flagged = out["tier"].isin(["review", "restrict"]).to_numpy()
+    fresh = ~has_history(rows)
+    assert flagged.any(), "the riskiest rows reach review"
+    for col in ("reasons_zh", "reasons_en"):
+        assert (out.loc[flagged, col] != "").all()
+        assert (out.loc[~flagged & ~fresh, col] == "").all()
+        parts = out.loc[flagged, col].str.split(SEPARATOR, regex=False)
+        assert parts.map(len).between(1, 3).all()
+    assert out.loc[flagged, "reasons_zh"].str.contains("的买家").any()
+    assert out.loc[flagged, "reasons_en"].str.contains("of buyers").any()
+    quiet = scorer.score(rows, reasons=False)
+    assert (quiet.loc[~fresh, "reasons_en"] == "").all()
+    pd.testing.assert_frame_equal(quiet.drop(columns=["reasons_zh", "reasons_en"]),
+                                  out.drop(columns=["reasons_zh", "reasons_en"]))
+
+
+def test_reasons_follow_the_largest_shap_contributions(
+    scorer: Scorer, rows: pd.DataFrame
+) -> None:
+    out = scorer.score(rows)
+    flagged = rows[out["tier"].isin(["review", "restrict"]).to_numpy()].head(20)
+    x = flagged.loc[:, list(scorer.features)].to_numpy(dtype="float64")
+    contrib = scorer.booster.predict(x, pred_contrib=True)[:, :-1]
+    explained = scorer.explain(flagged)
+    for i, reasons in enumerate(explained):
+        top = [scorer.features[j] for j in np.argsort(-np.where(np.isfinite(x[i]),
+                                                                 contrib[i], -np.inf))[:3]
+               if contrib[i, j] > 0 and np.isfinite(x[i, j])]
+        assert [r.feature for r in reasons] == top
+        for r in reasons:
+            shown = format_value(r.value, scorer.catalog[r.feature].unit)
+            assert shown in r.en and shown in r.zh
+
+
+def test_no_history_buyer_gets_the_catalog_tier_and_reason(
+    scorer: Scorer, rows: pd.DataFrame
+) -> None:
+    fresh = rows.head(1).copy()
+    fresh[NO_HISTORY.feature] = np.nan
+    out = scorer.score(fresh)
+    assert out["tier"].iloc[0] == NO_HISTORY.tier
+    assert out["reasons_zh"].iloc[0] == NO_HISTORY.zh
+    assert out["reasons_en"].iloc[0] == NO_HISTORY.en
 
 
 def test_chunking_does_not_change_scores(scorer: Scorer, rows: pd.DataFrame) -> None:
@@ -50,11 +111,31 @@ def test_wrong_dtype_is_named(scorer: Scorer, rows: pd.DataFrame) -> None:
         scorer.score(bad)
 
 
-def test_nan_features_are_scored_as_missing(scorer: Scorer, rows: pd.DataFrame) -> None:
-    bad = rows.copy()
-    bad.loc[:, list(scorer.features)] = np.nan
-    out = scorer.score(bad)
+def test_nan_is_missing_where_the_catalog_allows_it(scorer: Scorer, rows: pd.DataFrame) -> None:
+    nullable = [f for f in scorer.features if scorer.catalog[f].nullable]
+    strict = [f for f in scorer.features if not scorer.catalog[f].nullable]
+    assert nullable and strict
+    ok = rows.copy()
+    ok.loc[:, nullable] = np.nan
+    out = scorer.score(ok)
     assert out["probability"].notna().all()
+    bad = rows.copy()
+    bad.loc[3, strict[0]] = np.nan
+    with pytest.raises(InputError, match=strict[0]):
+        scorer.score(bad)
+
+
+@pytest.mark.parametrize("column", ["target", "Unnamed: 0"])
+def test_unexpected_column_is_named(scorer: Scorer, rows: pd.DataFrame, column: str) -> None:
+    with pytest.raises(InputError, match=f"unexpected column '{column}'"):
+        scorer.score(rows.assign(**{column: 1}))
+
+
+def test_infinite_value_is_named(scorer: Scorer, rows: pd.DataFrame) -> None:
+    bad = rows.copy()
+    bad.loc[0, "spend_30d"] = np.inf
+    with pytest.raises(InputError, match="spend_30d"):
+        scorer.score(bad)
 
 
 def test_score_events_equals_features_then_score(scorer: Scorer, project: Path,
@@ -66,7 +147,9 @@ def test_score_events_equals_features_then_score(scorer: Scorer, project: Path,
     assert list(out["buyer_id"]) == buyers
     expected = scorer.score(rows.head(50))
     np.testing.assert_allclose(out["probability"].head(50), expected["probability"], atol=1e-9)
-    assert out["tier"].iloc[-1] in {"trusted", "standard", "review", "restrict"}
+    assert (out["tier"].head(50) == expected["tier"]).all()
+    assert out["tier"].iloc[-1] == NO_HISTORY.tier
+    assert out["reasons_en"].iloc[-1] == NO_HISTORY.en
 
 
 def test_load_rejects_other_catalog(project: Path, tmp_path: Path) -> None:

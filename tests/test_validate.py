@@ -1025,3 +1025,16 @@ def test_bom_csv_written_by_excel_validates(tmp_path: Path) -> None:
     res = run(read_tables(in_dir))
     assert res.quarantine.empty
     assert res.tables["orders"]["order_id"].tolist() == ["o1", "o2", "o3", "o4", "o5"]
+
+
+@pytest.mark.parametrize(("table", "column"), [("reviews", "rating"), ("reviews", "text"),
+                                               ("refunds", "reason_text"),
+                                               ("buyers", "registered_at"),
+                                               ("labels", "source"), ("orders", "device_id")])
+def test_every_optional_column_may_be_absent(table: str, column: str) -> None:
+    raw = raw_tables()
+    raw[table] = raw[table].drop(columns=[column], errors="ignore")
+    res = run(raw)
+    assert res.quarantine.empty
+    assert res.tables[table][column].isna().all()
+    assert str(res.tables[table][column].dtype) == DTYPES[TABLES[table].column(column).kind]

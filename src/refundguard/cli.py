@@ -89,12 +89,16 @@ def validate(
         Path | None, typer.Option(help="Input folder (default: params data.input_dir).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Folder for validated tables.")] = paths.VALIDATED_DIR,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="CSV encoding: auto, utf-8, gb18030, gbk... (default: params)."),
+    ] = None,
     params: ParamsOpt = paths.PARAMS_FILE,
 ) -> None:
     """Check input tables against the contract; quarantine bad rows with reasons."""
     from refundguard import validate as stage
 
-    result = stage.main(params, out, input_dir=data)
+    result = stage.main(params, out, input_dir=data, encoding=encoding)
     for name, r in result.report.items():
         typer.echo(
             f"{name:8s} {r['rows_in']:>9,} rows in, {r['rows_valid']:>9,} valid, "
@@ -195,14 +199,23 @@ def _parse_as_of(value: str, timezone: str) -> Any:
     return ts.tz_localize(timezone) if ts.tzinfo is None else ts
 
 
+def _tier_summary(counts: dict[str, int]) -> str:
+    known = ("trusted", "standard", "review", "restrict")
+    order = [*known, *sorted(t for t in counts if t not in known)]
+    return ", ".join(f"{t} {int(counts.get(t, 0)):,}" for t in order)
+
+
 @app.command()
 @friendly
 def score(
     model: Annotated[Path, typer.Option(help="Exported scorer folder.")] = paths.SCORER_DIR,
     data: Annotated[
-        Path, typer.Option(help="Folder of raw tables (orders, refunds, ...).")
-    ] = paths.SIMULATED_DIR,
-    buyers: Annotated[Path, typer.Option(help="CSV with a buyer_id column.")] = Path("buyers.csv"),
+        Path | None,
+        typer.Option(help="Folder of raw tables (orders, refunds, ...) [default: data/simulated]."),
+    ] = None,
+    buyers: Annotated[
+        Path | None, typer.Option(help="CSV with a buyer_id column [default: buyers.csv].")
+    ] = None,
     as_of: Annotated[
         str,
         typer.Option(
@@ -210,39 +223,88 @@ def score(
             help="Use only what was known before this date/time (local unless it has an offset).",
         ),
     ] = "",
-    out: Annotated[Path, typer.Option(help="Output CSV.")] = Path("scores.csv"),
-    encoding: Annotated[str, typer.Option(help="CSV encoding or auto.")] = "auto",
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            help="Parquet of feature rows (buyer_id + features) to score in streamed chunks, "
+            "instead of --data/--buyers/--as-of.",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output file, .csv or .parquet.")] = Path("scores.csv"),
+    encoding: Annotated[
+        str | None, typer.Option(help="CSV encoding or auto (default: params).")
+    ] = None,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(help="Rows per chunk with --features (default: params score.chunk_size)."),
+    ] = None,
     params: ParamsOpt = paths.PARAMS_FILE,
 ) -> None:
-    """Score a list of buyers from raw tables as of a date."""
-    from refundguard.config import load_params
-    from refundguard.io import write_csv
+    """Score a list of buyers from raw tables as of a date, or a file of feature rows."""
+    from refundguard.config import Params, load_params
+    from refundguard.io import write_csv, write_table
     from refundguard.scorer import Scorer
-    from refundguard.validate import read_tables, validate_tables
+    from refundguard.validate import validate_folder
 
+    cfg = load_params(params) if params.is_file() else Params()
+    if out.suffix not in (".csv", ".parquet"):
+        raise InputError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    if features is not None:
+        from refundguard.batch import log_progress, score_file
+
+        if as_of or data is not None or buyers is not None:
+            raise InputError("--features takes no --data, --buyers or --as-of")
+        scorer = Scorer.load(model)
+        batch = score_file(
+            scorer,
+            features,
+            out,
+            chunk_size=cfg.score.chunk_size if chunk_size is None else chunk_size,
+            progress=log_progress,
+        )
+        typer.echo(f"scored {batch.rows:,} buyers ({_tier_summary(batch.tiers)}) -> {out}")
+        return
     if not as_of:
-        raise InputError("--as-of is required (e.g. --as-of 2025-06-30)")
-    cfg = load_params(params) if params.is_file() else None
-    timezone = cfg.base.timezone if cfg else "Asia/Shanghai"
-    max_chars = cfg.validate.max_text_chars if cfg else 2000
-    when = _parse_as_of(as_of, timezone)
+        raise InputError("--as-of is required (e.g. --as-of 2025-06-30), or give --features")
+    when = _parse_as_of(as_of, cfg.base.timezone)
     scorer = Scorer.load(model)
-    buyer_ids = _read_buyer_list(buyers)
-    result = validate_tables(
-        read_tables(data, encoding), timezone=timezone, max_text_chars=max_chars
-    )
+    buyer_ids = _read_buyer_list(buyers or Path("buyers.csv"))
+    result = validate_folder(cfg, data or paths.SIMULATED_DIR, encoding)
     quarantined = len(result.quarantine)
     if quarantined:
         qfile = out.with_name(out.stem + ".quarantine.csv")
         write_csv(result.quarantine, qfile)
         typer.echo(f"{quarantined:,} input rows quarantined with reasons: {qfile}", err=True)
     scores = scorer.score_events(result.tables, when, buyer_ids)
-    write_csv(scores, out)
-    counts = scores["tier"].value_counts()
-    summary = ", ".join(
-        f"{t} {int(counts.get(t, 0)):,}" for t in ("trusted", "standard", "review", "restrict")
+    write_table(scores, out)
+    counts = {str(k): int(v) for k, v in scores["tier"].value_counts().items()}
+    typer.echo(
+        f"scored {len(scores):,} buyers as of {when.isoformat()} ({_tier_summary(counts)}) -> {out}"
     )
-    typer.echo(f"scored {len(scores):,} buyers as of {when.isoformat()} ({summary}) -> {out}")
+
+
+model_app = typer.Typer(
+    name="model", help="Inspect exported scorers.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(model_app)
+
+
+@model_app.command("info")
+@friendly
+def model_info(
+    model: Annotated[
+        str, typer.Argument(help="Scorer folder, or models:/NAME@ALIAS or models:/NAME/VERSION.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+) -> None:
+    """Show a scorer's version, training data hash, commit, params, metrics and catalog."""
+    import json
+
+    from refundguard.registry import info_text
+    from refundguard.registry import model_info as describe
+
+    info = describe(model)
+    typer.echo(json.dumps(info, indent=2, ensure_ascii=False) if as_json else info_text(info))
 
 
 def main() -> None:

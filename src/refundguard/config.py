@@ -50,15 +50,25 @@ class DataParams:
 
     Attributes:
         input_dir: Folder holding orders, refunds, reviews, labels and (optionally) buyers,
-            as .csv or .parquet. Relative paths are taken from the project root.
+            as .csv, .xlsx or .parquet. Relative paths are taken from the project root.
         truth_file: Optional file of every buyer's true segment (simulated data only);
             read by evaluation alone. Missing file means no segment figures.
         encoding: CSV encoding, or "auto" to try UTF-8 (with or without BOM), then GB18030.
+        mapping: Header and value mapping applied before validation: the name of a
+            mapping shipped with refundguard (``zh_cn``: common Chinese export headers
+            and values), a YAML file (relative to the project root), or None.
+        columns: Extra header mapping, per table or ``all``: {header in your file:
+            contract column}; takes precedence over ``mapping``.
+        values: Extra value mapping, per table and contract column: {value in your file:
+            contract value}; takes precedence over ``mapping``.
     """
 
     input_dir: str = "data/simulated"
     truth_file: str | None = "data/simulated/truth.parquet"
     encoding: str = "auto"
+    mapping: str | None = "zh_cn"
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    values: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
 
     def input_path(self) -> Path:
         """Input folder as an absolute path."""
@@ -122,11 +132,16 @@ class ValidateParams:
 
     Attributes:
         max_reject_share: A table with a larger share of quarantined rows stops the run.
-        max_text_chars: Review and reason texts are cut to this many characters.
+        max_text_chars: Texts (reviews, reasons, categories, label sources) are cut to this
+            many characters, after control characters other than newline and tab are
+            removed; the row is kept.
+        max_future_days: A time later than the run's clock plus this many days is
+            quarantined ("in the future").
     """
 
     max_reject_share: float = 0.2
     max_text_chars: int = 2000
+    max_future_days: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -189,20 +204,83 @@ class LightGBMParams:
 
 
 @dataclass(frozen=True)
-class TrainParams:
-    """Time split, booster and calibration.
+class SearchRange:
+    """Range of one LightGBM parameter in the tuning search.
 
     Attributes:
-        n_valid_cutoffs: Cutoffs in the validation window (early stopping, calibration).
+        low: Smallest value tried.
+        high: Largest value tried.
+        log: Sample on a log scale (for rates and regularisation strengths).
+        integer: The parameter takes whole numbers (num_leaves, min_data_in_leaf).
+    """
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+
+def _default_space() -> dict[str, SearchRange]:
+    return {
+        "learning_rate": SearchRange(0.03, 0.15, log=True),
+        "num_leaves": SearchRange(8, 96, log=True, integer=True),
+        "min_data_in_leaf": SearchRange(20, 400, log=True, integer=True),
+        "feature_fraction": SearchRange(0.5, 1.0),
+        "lambda_l2": SearchRange(0.01, 30.0, log=True),
+    }
+
+
+@dataclass(frozen=True)
+class TuningParams:
+    """Seeded hyper-parameter search, scored by rolling (prequential) validation.
+
+    Attributes:
+        n_trials: Optuna TPE trials; 0 keeps ``train.lightgbm`` as it is.
+        timeout_seconds: Wall-time budget of the search. Trials stop early when it runs
+            out; the model then depends on the machine's speed, so the run logs a warning
+            and records how many trials finished.
+        n_folds: Rolling validation cutoffs; each fold trains on the cutoffs at least H
+            before its validation cutoff.
+        max_train_rows: Training rows per fold, at most (every positive kept, negatives
+            sampled with the seed), which bounds the search's cost on big data.
+        search_space: Parameter ranges; keys are ``train.lightgbm`` fields.
+    """
+
+    n_trials: int = 12
+    timeout_seconds: float = 900.0
+    n_folds: int = 3
+    max_train_rows: int = 150_000
+    search_space: dict[str, SearchRange] = field(default_factory=_default_space)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Time split, tuning, booster, monotone constraints and calibration.
+
+    Attributes:
+        n_valid_cutoffs: Cutoffs in the validation window (early stopping).
+        n_calibration_cutoffs: Cutoffs in the calibration window, after the validation
+            window by at least H (calibration and the choice of policy thresholds).
         n_test_cutoffs: Cutoffs in the test window, the last ones with mature labels.
-        lightgbm: Booster settings.
-        calibration: "isotonic" or "platt", fitted on the validation window.
+        lightgbm: Booster settings (the starting point of the search).
+        tuning: The hyper-parameter search.
+        reweight: Class weighting: "none"; "balanced" (positives weighted by
+            negatives / positives); or "check", which keeps "balanced" only if it raises
+            the rolling-validation average precision.
+        monotone_increasing: Features whose higher values never lower the risk, enforced
+            as LightGBM monotone constraints (each must have catalog direction +1).
+        calibration: "isotonic", "platt", or "auto" (the lower Brier score in a 5-fold
+            cross-validation inside the calibration window).
     """
 
     n_valid_cutoffs: int = 1
+    n_calibration_cutoffs: int = 1
     n_test_cutoffs: int = 1
     lightgbm: LightGBMParams = field(default_factory=LightGBMParams)
-    calibration: Literal["isotonic", "platt"] = "isotonic"
+    tuning: TuningParams = field(default_factory=TuningParams)
+    reweight: Literal["none", "balanced", "check"] = "check"
+    monotone_increasing: tuple[str, ...] = ()
+    calibration: Literal["auto", "isotonic", "platt"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -228,19 +306,43 @@ class EvaluateParams:
     ablation_max_train_rows: int = 100_000
 
 
+def _default_prevented() -> dict[str, float]:
+    return {"trusted": 0.0, "standard": 0.3, "review": 0.85, "restrict": 1.0}
+
+
+def _default_friction() -> dict[str, float]:
+    return {"trusted": 0.0, "standard": 0.1, "review": 1.0, "restrict": 4.0}
+
+
 @dataclass(frozen=True)
 class PolicyParams:
-    """Probability thresholds of the policy tiers (lower bound of each tier).
+    """Costs and limits from which the tier thresholds are chosen on validation data.
+
+    A buyer placed in tier t costs ``abuse_loss * (1 - loss_prevented[t])`` if they are
+    an abuser and ``friction_cost * friction[t]`` if they are honest. The thresholds
+    minimise the total on the calibration window, subject to the two limits.
 
     Attributes:
-        standard_from: Below this, "trusted" (instant refund allowed).
-        review_from: From this, "review" (a person checks; goods come back first).
-        restrict_from: From this, "restrict" (refund-only blocked, case escalated).
+        abuse_loss: Expected loss (CNY) from an abusive refund that goes through.
+        friction_cost: Cost (CNY equivalent: delay, churn risk, agent time) of a manual
+            review to an honest buyer.
+        loss_prevented: Share of the abuse loss each tier prevents.
+        friction: Friction of each tier to an honest buyer, in units of friction_cost.
+        max_honest_above_standard: Cap on the share of honest buyers placed in review or
+            restrict.
+        review_capacity_per_day: Cases (review and restrict) the review team handles per
+            day; a cutoff's flagged buyers are spread over ``base.cutoff_step_days``.
+        bounds: Fixed lower bounds of standard, review and restrict, instead of choosing
+            them (null: choose).
     """
 
-    standard_from: float = 0.02
-    review_from: float = 0.2
-    restrict_from: float = 0.6
+    abuse_loss: float = 150.0
+    friction_cost: float = 10.0
+    loss_prevented: dict[str, float] = field(default_factory=_default_prevented)
+    friction: dict[str, float] = field(default_factory=_default_friction)
+    max_honest_above_standard: float = 0.01
+    review_capacity_per_day: float = 10.0
+    bounds: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +354,22 @@ class ScoreParams:
     """
 
     chunk_size: int = 100_000
+
+
+@dataclass(frozen=True)
+class RegistryParams:
+    """MLflow Model Registry: where the export stage registers the scorer, and the gate.
+
+    Attributes:
+        name: Registered model name (``models:/<name>@champion``).
+        metric: Test metric of the champion/challenger gate (higher is better).
+        min_improvement: A candidate becomes champion only if its metric beats the
+            champion's by more than this, on the same test window.
+    """
+
+    name: str = "refundguard"
+    metric: str = "average_precision"
+    min_improvement: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -268,6 +386,7 @@ class Params:
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     policy: PolicyParams = field(default_factory=PolicyParams)
     score: ScoreParams = field(default_factory=ScoreParams)
+    registry: RegistryParams = field(default_factory=RegistryParams)
 
 
 def _rooted(path: str) -> Path:
@@ -382,15 +501,70 @@ def _check(p: Params) -> None:
         raise ConfigError("params: base.horizon_days and base.cutoff_step_days must be > 0")
     if not 0 < p.validate.max_reject_share <= 1:
         raise ConfigError("params: validate.max_reject_share must be in (0, 1]")
-    pol = p.policy
-    if not 0 < pol.standard_from < pol.review_from < pol.restrict_from < 1:
+    _check_policy(p.policy)
+    t = p.train
+    if min(t.n_valid_cutoffs, t.n_calibration_cutoffs, t.n_test_cutoffs) < 1:
+        raise ConfigError("params: train.n_*_cutoffs must each be >= 1")
+    if t.tuning.n_trials < 0 or t.tuning.n_folds < 1 or t.tuning.max_train_rows < 1:
         raise ConfigError(
-            "params: policy thresholds must satisfy 0 < standard_from < review_from "
-            "< restrict_from < 1"
+            "params: train.tuning needs n_trials >= 0, n_folds >= 1 and max_train_rows >= 1"
         )
+    for name, rng in t.tuning.search_space.items():
+        if name not in _TUNABLE:
+            raise ConfigError(
+                f"params: train.tuning.search_space.{name} is not a tunable LightGBM "
+                f"setting (tunable: {sorted(_TUNABLE)})"
+            )
+        if not rng.low <= rng.high or (rng.log and rng.low <= 0):
+            raise ConfigError(
+                f"params: train.tuning.search_space.{name} needs low <= high (and low > 0 "
+                "on a log scale)"
+            )
     if not 0 < p.evaluate.top_share < 1 or not 0 < p.evaluate.max_fpr < 1:
         raise ConfigError("params: evaluate.top_share and evaluate.max_fpr must be in (0, 1)")
     if sum(p.simulate.segment_shares.values()) >= 1:
         raise ConfigError("params: simulate.segment_shares must add up to less than 1")
     if p.sentiment.ngram_min < 1 or p.sentiment.ngram_max < p.sentiment.ngram_min:
         raise ConfigError("params: sentiment n-gram range must satisfy 1 <= min <= max")
+
+
+_TUNABLE = frozenset(
+    {
+        "learning_rate",
+        "num_leaves",
+        "min_data_in_leaf",
+        "feature_fraction",
+        "bagging_fraction",
+        "lambda_l2",
+        "max_bin",
+    }
+)
+
+
+def _check_policy(pol: PolicyParams) -> None:
+    tiers = ("trusted", "standard", "review", "restrict")
+    for name, table in (("loss_prevented", pol.loss_prevented), ("friction", pol.friction)):
+        if sorted(table) != sorted(tiers):
+            raise ConfigError(f"params: policy.{name} needs exactly the tiers {list(tiers)}")
+        values = [table[t] for t in tiers]
+        if any(v < 0 for v in values) or values != sorted(values):
+            raise ConfigError(
+                f"params: policy.{name} must be >= 0 and must not decrease from trusted "
+                "to restrict"
+            )
+    if max(pol.loss_prevented.values()) > 1:
+        raise ConfigError("params: policy.loss_prevented values must be at most 1")
+    if pol.abuse_loss <= 0 or pol.friction_cost <= 0:
+        raise ConfigError("params: policy.abuse_loss and policy.friction_cost must be > 0")
+    if not 0 < pol.max_honest_above_standard <= 1 or pol.review_capacity_per_day <= 0:
+        raise ConfigError(
+            "params: policy.max_honest_above_standard must be in (0, 1] and "
+            "policy.review_capacity_per_day > 0"
+        )
+    if pol.bounds is not None and not (
+        len(pol.bounds) == 3 and 0 < pol.bounds[0] < pol.bounds[1] < pol.bounds[2] < 1
+    ):
+        raise ConfigError(
+            "params: policy.bounds must be null or three probabilities 0 < standard < "
+            "review < restrict < 1"
+        )

@@ -25,6 +25,28 @@ def _fmt(value: object) -> str:
     return "n/a" if value is None else f"{float(value):.3f}"  # type: ignore[arg-type]
 
 
+def _pct(value: object) -> str:
+    return "n/a" if value is None else f"{float(value):.1%}"  # type: ignore[arg-type]
+
+
+def _get(tree: dict[str, Any], path: str) -> Any:
+    node: Any = tree
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+SCORER_COLUMNS = (("model", "model"), ("logistic", "logistic regression"), ("baseline", "rule"))
+OPTION_ROWS = (
+    ("no_model", "no model (everyone standard)"),
+    ("baseline", "rule baseline (flag -> review)"),
+    ("logistic", "logistic regression"),
+    ("model", "model"),
+)
+
+
 def results_markdown(metrics: dict[str, Any]) -> str:
     """The README's results tables from a metrics.json.
 
@@ -32,47 +54,70 @@ def results_markdown(metrics: dict[str, Any]) -> str:
         metrics: Nested metrics as the evaluate stage writes them.
 
     Returns:
-        Markdown: headline metrics, segment flag rates, ablation.
+        Markdown: headline metrics against labels and truth, calibration, tiers and
+        costs per option, segment rates at the review threshold, ablation.
     """
-    rows = [
-        "| on the test window | model | rule baseline |",
-        "|---|---|---|",
-    ]
+    head = "| on the test window | " + " | ".join(n for _, n in SCORER_COLUMNS) + " |"
+    rows = [head, "|---" * (len(SCORER_COLUMNS) + 1) + "|"]
+    k = _get(metrics, "capacity_k")
     names = {
-        "roc_auc": "ROC-AUC (labels)",
-        "average_precision": "average precision (labels)",
-        "recall_at_fpr": "recall at 1% false-positive rate (labels)",
-        "precision_at_top": "precision in the top 1% (labels)",
+        "roc_auc": "ROC-AUC",
+        "average_precision": "average precision",
+        "recall_at_fpr": "recall at 1% false-positive rate",
+        "precision_at_capacity": f"precision in the top k = {int(k or 0):,} (review capacity)",
     }
-    for key, label in names.items():
-        rows.append(
-            f"| {label} | {_fmt(metrics['model'][key])} | {_fmt(metrics['baseline'][key])} |"
-        )
-    truth = metrics.get("truth")
-    if truth:
-        for key in ("average_precision", "precision_at_top"):
-            label = names[key].replace("(labels)", "(truth: every abuser)")
-            rows.append(
-                f"| {label} | {_fmt(truth['model'][key])} | {_fmt(truth['baseline'][key])} |"
-            )
+    for source, suffix in (("", "labels"), ("truth.", "truth: every abuser")):
+        if source and not metrics.get("truth"):
+            continue
+        for key, label in names.items():
+            cells = [_fmt(_get(metrics, f"{source}{s}.{key}")) for s, _ in SCORER_COLUMNS]
+            rows.append(f"| {label} ({suffix}) | " + " | ".join(cells) + " |")
     out = "\n".join(rows) + "\n"
+    cal = metrics.get("calibration", {})
+    tuning = metrics.get("tuning", {})
+    out += (
+        f"\nCalibration on the test window: ECE {_fmt(cal.get('ece'))}, Brier "
+        f"{_fmt(cal.get('brier'))}. Rolling validation of the tuned settings: average "
+        f"precision {_fmt(tuning.get('rolling_ap_mean'))} ± {_fmt(tuning.get('rolling_ap_std'))} "
+        f"({int(tuning.get('trials') or 0)} trials).\n"
+    )
+    pol = metrics.get("policy")
+    if pol:
+        out += (
+            f"\nTier bounds chosen on the calibration window: standard from "
+            f"{float(pol['standard_from']):.4f}, review from {float(pol['review_from']):.4f}, "
+            f"restrict from {float(pol['restrict_from']):.4f}.\n\n"
+            "| option | trusted | standard | review | restrict | cost per buyer (labels) "
+            "| cost per buyer (truth) | honest above standard | cases/day |\n"
+            "|---|---|---|---|---|---|---|---|---|\n"
+        )
+        for key, label in OPTION_ROWS:
+            c = _get(metrics, f"cost.{key}") or {}
+            counts = c.get("count", {})
+            out += (
+                f"| {label} | "
+                + " | ".join(f"{int(counts.get(t) or 0):,}" for t in
+                             ("trusted", "standard", "review", "restrict"))
+                + f" | {_fmt(c.get('cost_per_buyer'))} | {_fmt(c.get('truth_cost_per_buyer'))} "
+                f"| {_pct(c.get('honest_above_standard'))} | {_fmt(c.get('flagged_per_day'))} |\n"
+            )
     segments = metrics.get("segment")
     if segments:
         seg_rows = [
             "",
-            "Share of each true segment flagged (model: probability >= `policy.review_from`; "
-            "baseline: its rule):",
+            "Share of each true segment sent to review or restrict (the false-positive rate "
+            "of honest segments, the recall of abusive ones); the rule flags at its threshold:",
             "",
-            "| segment | kind | buyers | model flags | baseline flags |",
-            "|---|---|---|---|---|",
+            "| segment | kind | buyers | model | logistic regression | rule |",
+            "|---|---|---|---|---|---|",
         ]
         for seg in (*SEGMENTS_HONEST, *SEGMENTS_ABUSE):
             if seg in segments:
                 m = segments[seg]
                 kind = "honest" if seg in SEGMENTS_HONEST else "abuser"
                 seg_rows.append(
-                    f"| {seg} | {kind} | {int(m['rows']):,} | {float(m['model_flag_rate']):.1%} "
-                    f"| {float(m['baseline_flag_rate']):.1%} |"
+                    f"| {seg} | {kind} | {int(m['rows']):,} | {_pct(m.get('model_flag_rate'))} "
+                    f"| {_pct(m.get('logistic_flag_rate'))} | {_pct(m.get('baseline_flag_rate'))} |"
                 )
         out += "\n".join(seg_rows) + "\n"
     abl = metrics.get("ablation")

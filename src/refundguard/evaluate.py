@@ -1,35 +1,70 @@
-"""Evaluate stage: the model against a rule baseline on the test window.
+"""Evaluate stage: the model against a rule and a logistic regression on the test window.
 
-The core returns a flat ``dict[str, float]`` ("model.average_precision",
-"baseline.roc_auc", "segment.size_bracketer.model_flag_rate", ...); the shell writes it
-as nested metrics.json plus the ROC and precision-recall curves that dvc.yaml declares,
-and is the only place that logs.
+The core functions return flat ``dict[str, float]`` ("model.average_precision",
+"cost.model.cost_per_buyer", "segment.size_bracketer.model_flag_rate", ...); the shell
+writes them as nested metrics.json, the curves that dvc.yaml declares, the gate file of
+the champion/challenger decision and the self-contained HTML report, and is the only
+place that logs.
+
+Four options are compared on the same rows and the same costs:
+- ``no_model``: everyone in "standard" (the normal process, nobody trusted or held);
+- ``baseline``: the rule (a refund-rate feature at or above a threshold) sends a buyer to
+  "review", everyone else is "standard";
+- ``logistic``: a logistic regression on the same features, calibrated and tiered on the
+  calibration window exactly as the model is;
+- ``model``: the LightGBM model with the tiers the train stage chose.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from refundguard.config import LightGBMParams, load_params
+from refundguard.calibration import Calibrator
+from refundguard.config import LightGBMParams, PolicyParams, load_params
 from refundguard.features import FEATURE_GROUPS, build_catalog
-from refundguard.io import read_json, write_csv, write_json
-from refundguard.metrics import ranking_metrics
-from refundguard.paths import FEATURES_DIR, METRICS_FILE, MODEL_DIR, PARAMS_FILE, PLOTS_DIR
+from refundguard.io import read_json, write_csv, write_json, write_text
+from refundguard.metrics import precision_at_k, ranking_metrics
+from refundguard.paths import (
+    FEATURES_DIR,
+    METRICS_FILE,
+    MODEL_DIR,
+    PARAMS_FILE,
+    PLOTS_DIR,
+    REPORTS_DIR,
+)
+from refundguard.policy import TIERS, PolicyChoice, assign_tiers, choose_bounds, describe
 from refundguard.train import (
     TRAINING_FILE,
+    choose_calibration,
     load_model,
+    load_policy,
+    sample_rows,
     split_from_info,
     split_rows,
     train_model,
 )
 
 log = logging.getLogger(__name__)
+
+OPTIONS = ("no_model", "baseline", "logistic", "model")
+SCORERS = ("model", "baseline", "logistic")
+HONEST_LOOKALIKES = ("size_bracketer", "logistics_victim", "picky_reviewer", "household")
+REPORT_FILE = "report.html"
+GATE_FILE = "gate.json"
+RELIABILITY_BINS = 10
 
 
 def baseline_score(frame: pd.DataFrame, feature: str) -> np.ndarray:
@@ -75,59 +110,217 @@ def truth_at_cutoff(rows: pd.DataFrame, truth: pd.DataFrame, timezone: str) -> p
     return pd.DataFrame({"segment": seg.fillna("unknown").to_numpy(), "abuser_by_cutoff": abuser})
 
 
+@dataclass(frozen=True)
+class LogisticModel:
+    """The logistic-regression comparator: signed-log features, median-imputed, scaled.
+
+    Attributes:
+        pipeline: The fitted scikit-learn pipeline (kept in memory only, never saved).
+        calibrator: Calibration fitted on the calibration window.
+        features: Feature columns.
+    """
+
+    pipeline: Any
+    calibrator: Calibrator
+    features: tuple[str, ...]
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities.
+
+        Args:
+            frame: Rows holding every feature column.
+
+        Returns:
+            One probability per row.
+        """
+        x = frame.loc[:, list(self.features)].to_numpy(dtype="float64")
+        return self.calibrator.predict(self.pipeline.predict_proba(x)[:, 1])
+
+
+def _signed_log(x: np.ndarray) -> np.ndarray:
+    # Counts and amounts are heavy-tailed; a linear model needs them tamed.
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def fit_logistic(
+    train: pd.DataFrame,
+    calibration_rows: pd.DataFrame,
+    features: tuple[str, ...],
+    *,
+    seed: int,
+    max_train_rows: int,
+    calibration: str,
+) -> LogisticModel:
+    """Fit the logistic-regression comparator on the model's training rows.
+
+    Args:
+        train: Training rows.
+        calibration_rows: The calibration window's rows.
+        features: Feature columns.
+        seed: Random seed (row sampling, calibration folds).
+        max_train_rows: Cap on the training rows (positives kept).
+        calibration: Calibration method ("auto", "isotonic" or "platt").
+
+    Returns:
+        The fitted comparator.
+    """
+    rows = sample_rows(train, max_train_rows, seed=seed)
+    pipeline = make_pipeline(
+        FunctionTransformer(_signed_log),
+        SimpleImputer(strategy="median", keep_empty_features=True),
+        StandardScaler(),
+        LogisticRegression(C=1.0, max_iter=2000),
+    )
+    pipeline.fit(rows.loc[:, list(features)].to_numpy(dtype="float64"), rows["target"].to_numpy())
+    raw = pipeline.predict_proba(
+        calibration_rows.loc[:, list(features)].to_numpy(dtype="float64")
+    )[:, 1]
+    calibrator, _ = choose_calibration(
+        raw, calibration_rows["target"].to_numpy(), calibration, seed=seed  # type: ignore[arg-type]
+    )
+    return LogisticModel(pipeline, calibrator, features)
+
+
+def calibration_metrics(
+    y_true: np.ndarray, prob: np.ndarray, bins: int = RELIABILITY_BINS
+) -> dict[str, float]:
+    """Expected calibration error and Brier score.
+
+    ECE uses equal-width probability bins, each weighted by its share of rows.
+
+    Args:
+        y_true: 0/1 outcomes.
+        prob: Calibrated probabilities.
+        bins: Number of bins.
+
+    Returns:
+        "ece" and "brier".
+    """
+    rel = reliability(y_true, prob, bins)
+    n = max(int(rel["rows"].sum()), 1)
+    ece = float((rel["rows"] * (rel["mean_predicted"] - rel["observed_rate"]).abs()).sum() / n)
+    y = np.asarray(y_true, dtype="float64")
+    brier = float(np.mean((np.asarray(prob) - y) ** 2)) if y.size else math.nan
+    return {"ece": ece, "brier": brier}
+
+
+def reliability(
+    y_true: np.ndarray, prob: np.ndarray, bins: int = RELIABILITY_BINS
+) -> pd.DataFrame:
+    """Reliability table: mean predicted probability against the observed rate per bin.
+
+    Args:
+        y_true: 0/1 outcomes.
+        prob: Calibrated probabilities.
+        bins: Number of equal-width bins on [0, 1].
+
+    Returns:
+        One row per non-empty bin: bin_low, bin_high, rows, mean_predicted, observed_rate.
+    """
+    p = np.clip(np.asarray(prob, dtype="float64"), 0.0, 1.0)
+    y = np.asarray(y_true, dtype="float64")
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            out.append(
+                {
+                    "bin_low": b / bins,
+                    "bin_high": (b + 1) / bins,
+                    "rows": int(m.sum()),
+                    "mean_predicted": float(p[m].mean()),
+                    "observed_rate": float(y[m].mean()),
+                }
+            )
+    columns = ["bin_low", "bin_high", "rows", "mean_predicted", "observed_rate"]
+    return pd.DataFrame(out, columns=columns)
+
+
 def evaluate_scores(
     y_true: np.ndarray,
-    model_prob: np.ndarray,
-    baseline: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    flagged: Mapping[str, np.ndarray],
     *,
     top_share: float,
     max_fpr: float,
-    review_from: float,
-    baseline_threshold: float,
+    capacity: int,
     truth: pd.DataFrame | None = None,
 ) -> dict[str, float]:
-    """Metrics of the model and the rule baseline on the same rows.
+    """Ranking metrics, flag rates and per-segment figures of each scorer on the same rows.
 
     Args:
         y_true: Targets (labeled abuser within the horizon).
-        model_prob: The model's calibrated probabilities.
-        baseline: The rule's ranking score.
-        top_share: Share of rows a review team can look at (precision in the top).
-        max_fpr: False-positive budget for the recall figure.
-        review_from: Probability from which the model sends a buyer to review.
-        baseline_threshold: Score from which the rule flags a buyer.
+        scores: Ranking score of each scorer ("model", "baseline", "logistic").
+        flagged: Rows each scorer sends to review or restrict.
+        top_share: Share of rows for "precision_at_top".
+        max_fpr: False-positive budget for "recall_at_fpr".
+        capacity: Cases the review team handles in the window (precision in the top k).
         truth: Optional ``segment`` and ``abuser_by_cutoff`` per row (simulated data).
 
     Returns:
-        Flat metrics, keys "<scorer>.<metric>" and "segment.<name>.<figure>".
+        Flat metrics: "<scorer>.<metric>", "truth.<scorer>.<metric>" and
+        "segment.<name>.<scorer>_flag_rate" (the false-positive rate of an honest
+        segment, the recall of an abusive one).
     """
     out: dict[str, float] = {}
-    scorers = {"model": model_prob, "baseline": baseline}
-    for name, score in scorers.items():
+    for name, score in scores.items():
         for k, v in ranking_metrics(y_true, score, top_share=top_share, max_fpr=max_fpr).items():
             out[f"{name}.{k}"] = v
-    flags = {"model": model_prob >= review_from, "baseline": baseline >= baseline_threshold}
-    for name, flagged in flags.items():
-        out[f"{name}.flag_rate"] = float(flagged.mean()) if flagged.size else math.nan
-    if truth is not None:
-        actual = truth["abuser_by_cutoff"].to_numpy(dtype=int)
-        for name, score in scorers.items():
-            for k, v in ranking_metrics(
-                actual, score, top_share=top_share, max_fpr=max_fpr
-            ).items():
-                if k in (
-                    "roc_auc",
-                    "average_precision",
-                    "recall_at_fpr",
-                    "precision_at_top",
-                    "positives",
-                ):
-                    out[f"truth.{name}.{k}"] = v
-        for seg in sorted(truth["segment"].unique()):
-            mask = (truth["segment"] == seg).to_numpy()
-            out[f"segment.{seg}.rows"] = float(mask.sum())
-            for name, flagged in flags.items():
-                out[f"segment.{seg}.{name}_flag_rate"] = float(flagged[mask].mean())
+        out[f"{name}.precision_at_capacity"] = precision_at_k(y_true, score, capacity)
+        out[f"{name}.flag_rate"] = (
+            float(flagged[name].mean()) if flagged[name].size else math.nan
+        )
+    out["capacity_k"] = float(capacity)
+    if truth is None:
+        return out
+    actual = truth["abuser_by_cutoff"].to_numpy(dtype=int)
+    for name, score in scores.items():
+        m = ranking_metrics(actual, score, top_share=top_share, max_fpr=max_fpr)
+        for k in ("roc_auc", "average_precision", "recall_at_fpr", "precision_at_top", "positives"):
+            out[f"truth.{name}.{k}"] = m[k]
+        out[f"truth.{name}.precision_at_capacity"] = precision_at_k(actual, score, capacity)
+    for seg in sorted(truth["segment"].unique()):
+        mask = (truth["segment"] == seg).to_numpy()
+        out[f"segment.{seg}.rows"] = float(mask.sum())
+        out[f"segment.{seg}.abusers"] = float(actual[mask].sum())
+        for name, f in flagged.items():
+            out[f"segment.{seg}.{name}_flag_rate"] = float(f[mask].mean())
+    return out
+
+
+def cost_table(
+    y_true: np.ndarray,
+    tiers: Mapping[str, np.ndarray],
+    policy: PolicyParams,
+    *,
+    periods: int,
+    period_days: int,
+    truth: pd.DataFrame | None = None,
+) -> dict[str, float]:
+    """Counts per tier and the cost of each option, as labeled and (if known) in truth.
+
+    Args:
+        y_true: Labels.
+        tiers: Tier names per row, for each option.
+        policy: Costs.
+        periods: Cutoffs in the window.
+        period_days: Days per cutoff period.
+        truth: Optional ``abuser_by_cutoff`` per row.
+
+    Returns:
+        "cost.<option>.<figure>" (see :func:`refundguard.policy.describe`), plus
+        "cost.<option>.truth_cost_per_buyer" with a truth file.
+    """
+    out: dict[str, float] = {}
+    for option, t in tiers.items():
+        d = describe(y_true, t, policy, periods=periods, period_days=period_days)
+        out.update({f"cost.{option}.{k}": v for k, v in d.items()})
+        if truth is not None:
+            actual = truth["abuser_by_cutoff"].to_numpy(dtype=int)
+            dt = describe(actual, t, policy, periods=periods, period_days=period_days)
+            out[f"cost.{option}.truth_cost_per_buyer"] = dt["cost_per_buyer"]
+            out[f"cost.{option}.truth_honest_above_standard"] = dt["honest_above_standard"]
     return out
 
 
@@ -137,21 +330,20 @@ def ablation(
     params: LightGBMParams,
     *,
     seed: int,
-    calibration: str,
     max_train_rows: int,
 ) -> dict[str, float]:
     """Retrain without each feature group and measure test average precision.
 
-    Every variant, the full one included, trains on the same rows, so the drops compare
-    like with like; above ``max_train_rows`` the training rows are a seeded sample that
-    keeps every positive.
+    Every variant, the full one included, trains on the same rows with the same
+    settings, so the drops compare like with like; above ``max_train_rows`` the training
+    rows are a seeded sample that keeps every positive. The booster's raw ranking is
+    measured (calibration does not change average precision).
 
     Args:
         rows: "train", "valid" and "test" rows of the time split.
         groups: Feature names by group, in model order; together, every feature.
         params: Booster settings (the same as the full model's).
         seed: Random seed.
-        calibration: Calibration method.
         max_train_rows: Cap on the training rows of each variant.
 
     Returns:
@@ -164,9 +356,9 @@ def ablation(
 
     def test_ap(features: list[str]) -> float:
         model = train_model(
-            train, rows["valid"], features, params, seed=seed, calibration=calibration
+            train, rows["valid"], features, params, seed=seed, calibration="platt"
         )
-        return ranking_metrics(y, model.predict(rows["test"]), top_share=0.01, max_fpr=0.01)[
+        return ranking_metrics(y, model.raw(rows["test"]), top_share=0.01, max_fpr=0.01)[
             "average_precision"
         ]
 
@@ -179,27 +371,6 @@ def ablation(
         out[f"ablation.without_{group}.average_precision"] = ap
         out[f"ablation.without_{group}.ap_drop"] = full - ap
     return out
-
-
-def sample_rows(frame: pd.DataFrame, max_rows: int, *, seed: int) -> pd.DataFrame:
-    """At most ``max_rows`` rows: every positive, and a seeded sample of the negatives.
-
-    Args:
-        frame: Rows with a ``target`` column.
-        max_rows: Cap.
-        seed: Random seed.
-
-    Returns:
-        The rows (the frame itself when it is small enough), in their original order.
-    """
-    if len(frame) <= max_rows:
-        return frame
-    positive = frame["target"].to_numpy() == 1
-    n_neg = max(max_rows - int(positive.sum()), 0)
-    rng = np.random.default_rng(seed)
-    neg_idx = rng.choice(np.flatnonzero(~positive), size=n_neg, replace=False)
-    keep = np.sort(np.concatenate([np.flatnonzero(positive), neg_idx]))
-    return frame.iloc[keep].reset_index(drop=True)
 
 
 def nest(flat: dict[str, float]) -> dict[str, object]:
@@ -247,14 +418,107 @@ def curves(
     )
 
 
+def option_tiers(
+    model_prob: np.ndarray,
+    model_bounds: tuple[float, float, float],
+    logistic_prob: np.ndarray,
+    logistic_bounds: tuple[float, float, float],
+    baseline_flag: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Tier of every row under each of the four options.
+
+    Args:
+        model_prob: The model's calibrated probabilities.
+        model_bounds: The model's tier bounds.
+        logistic_prob: The logistic regression's calibrated probabilities.
+        logistic_bounds: Its tier bounds.
+        baseline_flag: Rows the rule flags.
+
+    Returns:
+        Tier names per option (see the module docstring).
+    """
+    n = len(model_prob)
+    return {
+        "no_model": np.full(n, "standard", dtype=object),
+        "baseline": np.where(baseline_flag, "review", "standard").astype(object),
+        "logistic": assign_tiers(logistic_prob, logistic_bounds),
+        "model": assign_tiers(model_prob, model_bounds),
+    }
+
+
+def _flagged(tiers: np.ndarray) -> np.ndarray:
+    return np.isin(tiers, ["review", "restrict"])
+
+
+def gate_decision(
+    candidate: float,
+    champion: float | None,
+    champion_version: str | None,
+    *,
+    metric: str,
+    min_improvement: float,
+    note: str = "",
+) -> dict[str, Any]:
+    """The champion/challenger decision, as gate.json records it.
+
+    Args:
+        candidate: The new model's metric on the test window.
+        champion: The current champion's metric on the same rows (None: no champion, or
+            it cannot score these features).
+        champion_version: The champion's registry version.
+        metric: The metric's name.
+        min_improvement: Margin the candidate must beat the champion by.
+        note: Why the champion was not scored, if it was not.
+
+    Returns:
+        metric, candidate, champion, champion_version, decision, note.
+    """
+    from refundguard.registry import gate
+
+    return {
+        "metric": metric,
+        "candidate": candidate,
+        "champion": champion,
+        "champion_version": champion_version,
+        "decision": gate(candidate, champion, min_improvement),
+        "note": note,
+    }
+
+
+def _champion_metric(
+    name: str, metric: str, test: pd.DataFrame, features: tuple[str, ...]
+) -> tuple[float | None, str | None, str]:
+    """Score the test rows with the registry's champion; (metric, version, note)."""
+    from refundguard import registry
+    from refundguard.errors import RefundGuardError
+    from refundguard.scorer import Scorer
+
+    try:
+        found = registry.load_alias(name, "champion")
+    except RefundGuardError as exc:
+        return None, None, f"registry unavailable: {exc}"
+    if found is None:
+        return None, None, "no champion yet"
+    folder, version = found
+    try:
+        champion = Scorer.load(folder)
+        cols = ["buyer_id", *champion.features]
+        prob = champion.score(test.loc[:, cols], reasons=False)["probability"].to_numpy()
+    except (RefundGuardError, KeyError) as exc:
+        return None, version, f"champion v{version} cannot score this data: {exc}"
+    m = ranking_metrics(test["target"].to_numpy(), prob, top_share=0.01, max_fpr=0.01)
+    return float(m[metric]), version, ""
+
+
 def main(
     params_path: Path = PARAMS_FILE,
     features_dir: Path = FEATURES_DIR,
     model_dir: Path = MODEL_DIR,
     metrics_file: Path = METRICS_FILE,
     plots_dir: Path = PLOTS_DIR,
+    reports_dir: Path = REPORTS_DIR,
 ) -> dict[str, float]:
-    """Score the test window, write metrics.json and the plots, log them to the train run.
+    """Score the test window, write metrics, plots, gate and report, log them to MLflow.
 
     Args:
         params_path: params.yaml.
@@ -262,33 +526,65 @@ def main(
         model_dir: The train stage's folder.
         metrics_file: Destination of the metrics.
         plots_dir: Destination of the curve files.
+        reports_dir: Destination of the HTML report and gate.json.
 
     Returns:
         The flat metrics.
     """
+    from refundguard import report
+
     params = load_params(params_path)
     info = read_json(model_dir / TRAINING_FILE)
     model = load_model(model_dir)
+    policy = load_policy(model_dir)
     snapshots = pd.read_parquet(features_dir / "snapshots.parquet")
-    rows = split_rows(snapshots, split_from_info(info))
+    split = split_from_info(info)
+    rows = split_rows(snapshots, split)
     test = rows["test"]
     y = test["target"].to_numpy()
+    periods, period_days = len(split.test), int(info.get("period_days", 28))
+    capacity = max(1, round(params.policy.review_capacity_per_day * period_days * periods))
+
     prob = model.predict(test)
     base = baseline_score(test, params.evaluate.baseline_feature)
+    base_flag = base >= params.evaluate.baseline_threshold
+    cal_rows = rows["calibration"] if len(rows["calibration"]) else rows["valid"]
+    logistic = fit_logistic(
+        rows["train"], cal_rows, model.features, seed=params.base.seed,
+        max_train_rows=params.evaluate.ablation_max_train_rows,
+        calibration=params.train.calibration,
+    )
+    logistic_cal_prob = logistic.predict(cal_rows)
+    logistic_policy = choose_bounds(
+        logistic_cal_prob, cal_rows["target"].to_numpy(), params.policy,
+        periods=int(cal_rows["cutoff"].nunique()), period_days=period_days,
+    )
+    logistic_prob = logistic.predict(test)
+    tiers = option_tiers(prob, policy.bounds, logistic_prob, logistic_policy.bounds, base_flag)
+
     truth_path = params.data.truth_path()
     truth = None
     if truth_path is not None and truth_path.is_file():
         truth = truth_at_cutoff(test, pd.read_parquet(truth_path), params.base.timezone)
+    scores = {"model": prob, "baseline": base, "logistic": logistic_prob}
+    flags = {"model": _flagged(tiers["model"]), "baseline": base_flag,
+             "logistic": _flagged(tiers["logistic"])}
     metrics = evaluate_scores(
-        y,
-        prob,
-        base,
-        top_share=params.evaluate.top_share,
-        max_fpr=params.evaluate.max_fpr,
-        review_from=params.policy.review_from,
-        baseline_threshold=params.evaluate.baseline_threshold,
-        truth=truth,
+        y, scores, flags, top_share=params.evaluate.top_share,
+        max_fpr=params.evaluate.max_fpr, capacity=capacity, truth=truth,
     )
+    metrics.update(
+        cost_table(y, tiers, params.policy, periods=periods, period_days=period_days,
+                   truth=truth)
+    )
+    metrics.update({f"calibration.{k}": v for k, v in calibration_metrics(y, prob).items()})
+    metrics.update(
+        {f"calibration.logistic_{k}": v for k, v in calibration_metrics(y, logistic_prob).items()}
+    )
+    metrics.update({f"calibration.cv_brier_{k}": v for k, v in model.calibration_scores.items()})
+    metrics.update(_policy_metrics("policy", policy))
+    metrics.update(_policy_metrics("policy_logistic", logistic_policy))
+    metrics.update(_training_metrics(info))
     if params.evaluate.ablation:
         catalog = {f.name: f.group for f in build_catalog(params.features)}
         groups = {g: [f for f in model.features if catalog.get(f) == g] for g in FEATURE_GROUPS}
@@ -296,17 +592,51 @@ def main(
             ablation(
                 rows,
                 {g: names for g, names in groups.items() if names},
-                params.train.lightgbm,
+                LightGBMParams(**info["params"]["lightgbm"]),
                 seed=params.base.seed,
-                calibration=params.train.calibration,
                 max_train_rows=params.evaluate.ablation_max_train_rows,
             )
         )
+    reg = params.registry
+    candidate = float(metrics[f"model.{reg.metric}"])
+    champ, champ_version, note = _champion_metric(reg.name, reg.metric, test, model.features)
+    gate = gate_decision(
+        candidate, champ, champ_version, metric=reg.metric,
+        min_improvement=reg.min_improvement, note=note,
+    )
+    # The gate depends on the registry's state, not only on data and params, so it stays
+    # out of metrics.json (which must repeat byte for byte) and lives in gate.json.
+
     write_json(nest(metrics), metrics_file)
-    for name, score in (("model", prob), ("baseline", base)):
+    write_json(gate, reports_dir / GATE_FILE)
+    curve_frames: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    for name, score in scores.items():
         roc, pr = curves(y, score)
+        curve_frames[name] = (roc, pr)
         write_csv(roc, plots_dir / f"roc_{name}.csv")
         write_csv(pr, plots_dir / f"pr_{name}.csv")
+    rel = reliability(y, prob)
+    write_csv(rel.round(6), plots_dir / "calibration.csv")
+    importance = pd.DataFrame(
+        {
+            "feature": list(model.features),
+            "gain": model.booster.feature_importance("gain"),
+        }
+    ).sort_values(["gain", "feature"], ascending=[False, True])
+    html = report.render(
+        report.ReportData(
+            metrics=metrics,
+            curves=curve_frames,
+            reliability=rel,
+            scores=_score_frame(test, prob, truth),
+            bounds=policy.bounds,
+            importance=importance,
+            catalog={f.name: f for f in build_catalog(params.features)},
+            gate=gate,
+            info=info,
+        )
+    )
+    write_text(html, reports_dir / REPORT_FILE)
 
     import mlflow
 
@@ -316,10 +646,50 @@ def main(
     with mlflow.start_run(run_id=info["run_id"]):
         mlflow.log_metrics({f"test.{k}": v for k, v in metrics.items() if math.isfinite(v)})
         mlflow.log_artifact(str(metrics_file))
+        mlflow.log_artifact(str(reports_dir / REPORT_FILE))
+        mlflow.log_artifact(str(reports_dir / GATE_FILE))
         mlflow.log_artifacts(str(plots_dir), artifact_path="plots")
     log.info(
-        "test AP: model %.3f, baseline %.3f",
+        "test AP: model %.3f, logistic %.3f, baseline %.3f; cost/buyer: model %.2f, "
+        "no model %.2f; gate: %s",
         metrics["model.average_precision"],
+        metrics["logistic.average_precision"],
         metrics["baseline.average_precision"],
+        metrics["cost.model.cost_per_buyer"],
+        metrics["cost.no_model.cost_per_buyer"],
+        gate["decision"],
     )
     return metrics
+
+
+def _policy_metrics(prefix: str, choice: PolicyChoice) -> dict[str, float]:
+    out = {f"{prefix}.{t}_from": b for t, b in zip(TIERS[1:], choice.bounds, strict=True)}
+    out[f"{prefix}.valid_cost_per_buyer"] = choice.cost_per_buyer
+    return out
+
+
+def _training_metrics(info: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    tuning = info.get("tuning", {})
+    for k in ("rolling_ap_mean", "rolling_ap_std"):
+        if k in tuning:
+            out[f"tuning.{k}"] = float(tuning[k])
+    out["tuning.trials"] = float(len(tuning.get("trials", [])))
+    rw = info.get("reweight", {})
+    for k in ("none_ap_mean", "none_ap_std", "balanced_ap_mean", "balanced_ap_std"):
+        if k in rw:
+            out[f"reweight.{k}"] = float(rw[k])
+    if "reweighted" in rw:
+        out["reweight.chosen"] = float(bool(rw["reweighted"]))
+    return out
+
+
+def _score_frame(
+    test: pd.DataFrame, prob: np.ndarray, truth: pd.DataFrame | None
+) -> pd.DataFrame:
+    segment = (
+        truth["segment"].to_numpy()
+        if truth is not None
+        else np.where(test["target"].to_numpy() == 1, "labeled abuser", "not labeled")
+    )
+    return pd.DataFrame({"segment": segment, "probability": prob})

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
@@ -183,6 +183,12 @@ class Feature:
         direction: +1 if a higher value means more risk, -1 less risk, 0 neither.
         nullable: The value may be NaN (nothing to measure), which LightGBM treats as missing.
         compute: Function of a snapshot returning one value per buyer code.
+        reason_en: Reason sentence template, when the generic "<description>: <value>,
+            higher than N% of buyers" is not the clearest. Fields: {value} (formatted),
+            {rank} ("more than 98% of buyers"), {w} (window), {n} (the ``count_of``
+            feature's value) and {k} (round(value * n)).
+        reason_zh: The same in Chinese ({rank} reads "高于 98% 的买家").
+        count_of: Feature counting what a share is a share of (for {n} and {k}).
     """
 
     name: str
@@ -194,6 +200,9 @@ class Feature:
     direction: Literal[-1, 0, 1]
     nullable: bool
     compute: Compute
+    reason_en: str = ""
+    reason_zh: str = ""
+    count_of: str | None = None
 
 
 def _count_in(s: Snapshot, table: Literal["orders", "refunds"], days: int) -> np.ndarray:
@@ -327,6 +336,10 @@ def _refund_features(windows: Sequence[int], fast_hours: float) -> list[Feature]
                 1,
                 True,
                 partial(_refund_rate, w=w, by_amount=False),
+                reason_en="Refunds asked on {k} of {n} orders in the last {w} days ({value}), "
+                "{rank}",
+                reason_zh="近{w}天 {n} 单中 {k} 单申请退款 ({value}), {rank}",
+                count_of=f"orders_{w}d",
             ),
             Feature(
                 f"refund_rate_amount_{w}d",
@@ -1157,6 +1170,46 @@ def build_catalog(params: FeaturesParams) -> tuple[Feature, ...]:
         + _extra_review_features(long)
         + _linked_features(long, params.link_max_accounts)
     )
+
+
+@dataclass(frozen=True)
+class NoHistory:
+    """What the catalog says about a buyer with no order before the cutoff.
+
+    The model has nothing of theirs to judge, so they get a fixed tier and reason
+    rather than a score extrapolated from empty features.
+
+    Attributes:
+        tier: The tier they are placed in.
+        en: The reason, in English.
+        zh: The reason, in Chinese.
+        feature: The feature that is missing exactly when there is no history.
+    """
+
+    tier: str
+    en: str
+    zh: str
+    feature: str
+
+
+NO_HISTORY: Final = NoHistory(
+    tier="standard",
+    en="No orders before this date, so no history to judge: normal after-sales process",
+    zh="此前没有订单记录, 无历史可评估: 按正常售后流程处理",
+    feature="days_since_first_order",
+)
+
+
+def has_history(features: pd.DataFrame) -> np.ndarray:
+    """Whether each row's buyer had ordered before the cutoff.
+
+    Args:
+        features: Feature rows (holding ``NO_HISTORY.feature``).
+
+    Returns:
+        One boolean per row.
+    """
+    return np.isfinite(features[NO_HISTORY.feature].to_numpy(dtype="float64"))
 
 
 def catalog_version(catalog: Sequence[Feature]) -> str:

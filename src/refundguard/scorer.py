@@ -5,6 +5,10 @@ model whose artifacts are data files only (LightGBM's text model, JSON, the sent
 weights as npz). :class:`Scorer` reads those files directly; ``mlflow.pyfunc.load_model``
 wraps the same class (see :mod:`refundguard.scorer_model`).
 
+Each buyer gets a calibrated probability, a 0-1000 risk score, a policy tier (bounds
+chosen by the train stage from the costs in params.yaml) and, when in review or
+restrict, the top 3 reasons in Chinese and English (:mod:`refundguard.reasons`).
+
 Safety: loading an MLflow pyfunc model imports and runs the Python code stored in it, so
 load only scorer folders you trust. :meth:`Scorer.load` reads only the data files and runs
 no stored code.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +26,42 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from refundguard import reasons as rs
 from refundguard.calibration import Calibrator
 from refundguard.config import FeaturesParams
 from refundguard.errors import InputError, ModelError
 from refundguard.features import (
+    NO_HISTORY,
+    Feature,
     build_catalog,
     catalog_version,
     compute_features,
+    has_history,
     prepare_events,
 )
 from refundguard.io import read_json
-from refundguard.policy import assign_tiers, risk_score
+from refundguard.policy import PolicyChoice, assign_tiers, risk_score
 
-SCORER_FORMAT = "refundguard-scorer/1"
-OUTPUT_COLUMNS = ("buyer_id", "probability", "risk_score", "tier")
+SCORER_FORMAT = "refundguard-scorer/2"
+OUTPUT_COLUMNS = (
+    "buyer_id",
+    "probability",
+    "risk_score",
+    "tier",
+    "reasons_zh",
+    "reasons_en",
+    "model_version",
+)
+# Columns a feature frame may carry besides buyer_id and the features.
+PASSTHROUGH = frozenset({"cutoff"})
+# Tiers whose buyers get reasons.
+FLAGGED = frozenset({"review", "restrict"})
 # Artifact names inside the pyfunc model, and the files behind them.
 ARTIFACTS = {
     "booster": "model.txt",
     "calibration": "calibration.json",
+    "policy": "policy.json",
+    "reference": "reference.json",
     "scorer": "scorer.json",
     "sentiment": "sentiment",
 }
@@ -59,6 +82,8 @@ class Scorer:
         sentiment_dir: Folder of the review sentiment model, if one was trained.
         num_threads: Threads LightGBM may use when predicting.
         timezone: Zone of the local-clock features (the training data's zone).
+        reference: Reference quantiles of each feature (for the reasons' percentiles).
+        model_version: The model's content id, stamped on every output row.
     """
 
     booster: lgb.Booster
@@ -71,14 +96,15 @@ class Scorer:
     sentiment_dir: Path | None = None
     num_threads: int = 1
     timezone: str = "Asia/Shanghai"
+    reference: dict[str, list[float]] = field(default_factory=dict)
+    model_version: str = "unknown"
 
     @classmethod
     def from_artifacts(cls, artifacts: Mapping[str, str | Path]) -> Scorer:
         """Build from the artifact files of an exported model.
 
         Args:
-            artifacts: Paths of the "booster", "calibration", "scorer" and (optionally)
-                "sentiment" artifacts.
+            artifacts: Paths of the :data:`ARTIFACTS` files ("sentiment" optional).
 
         Returns:
             The scorer.
@@ -105,7 +131,9 @@ class Scorer:
             )
             timezone = str(config["timezone"])
             features = tuple(config["features"])
-            bounds = tuple(float(b) for b in config["bounds"])
+            bounds = PolicyChoice.from_dict(read_json(Path(artifacts["policy"]))).bounds
+            reference = read_json(Path(artifacts["reference"]))["quantiles"]
+            version = str(config.get("model_version", "unknown"))
         except ModelError:
             raise
         except (OSError, KeyError, TypeError, ValueError, lgb.basic.LightGBMError) as exc:
@@ -131,21 +159,31 @@ class Scorer:
             metadata=config.get("metadata", {}),
             sentiment_dir=sentiment_dir,
             timezone=timezone,
+            reference={k: list(v) for k, v in reference.items()},
+            model_version=version,
         )
 
     @classmethod
     def load(cls, path: str | Path) -> Scorer:
-        """Load an exported scorer folder (the one ``mlflow.pyfunc`` loads too).
+        """Load an exported scorer (the folder ``mlflow.pyfunc`` loads too).
 
         Args:
-            path: The folder written by the export stage (holding MLmodel and artifacts/).
+            path: The folder written by the export stage (holding MLmodel and
+                artifacts/), or a registry URI such as ``models:/refundguard@champion``
+                (resolved on the MLflow tracking store, ``MLFLOW_TRACKING_URI`` or the
+                project's SQLite store).
 
         Returns:
             The scorer.
 
         Raises:
-            ModelError: Not a scorer folder, or a file in it is missing or corrupt.
+            ModelError: Not a scorer folder, an unknown registry name or alias, or a
+                file in it is missing or corrupt.
         """
+        if str(path).startswith("models:/"):
+            from refundguard import registry
+
+            path = registry.resolve_uri(str(path))
         root = Path(path)
         art = root / "artifacts"
         if not (root / "MLmodel").is_file() or not art.is_dir():
@@ -153,6 +191,8 @@ class Scorer:
         return cls.from_artifacts({k: art / v for k, v in ARTIFACTS.items()})
 
     def _check_input(self, frame: pd.DataFrame) -> np.ndarray:
+        if not isinstance(frame, pd.DataFrame):
+            raise InputError(f"features must be a pandas DataFrame, got {type(frame).__name__}")
         if "buyer_id" not in frame.columns:
             raise InputError("input has no 'buyer_id' column")
         missing = [f for f in self.features if f not in frame.columns]
@@ -161,24 +201,67 @@ class Scorer:
                 f"input is missing feature column '{missing[0]}'"
                 + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
             )
+        known = {"buyer_id", *self.features, *PASSTHROUGH}
+        extra = [c for c in frame.columns if c not in known]
+        if extra:
+            raise InputError(
+                f"input has unexpected column '{extra[0]}'"
+                + (f" and {len(extra) - 1} more" if len(extra) > 1 else "")
+                + " (only buyer_id, cutoff and the model's features are accepted)"
+            )
+        dtypes = frame.dtypes
         for f in self.features:
-            dtype = frame[f].dtype
+            dtype = dtypes[f]
             if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
                 raise InputError(f"feature column '{f}' must be numeric, got {dtype}")
-        return frame.loc[:, list(self.features)].to_numpy(dtype="float64")
+        x = frame.loc[:, list(self.features)].to_numpy(dtype="float64")
+        if np.isinf(x).any():
+            col = self.features[int(np.flatnonzero(np.isinf(x).any(axis=0))[0])]
+            raise InputError(f"feature column '{col}' holds an infinite value")
+        nan_cols = np.flatnonzero(np.isnan(x).any(axis=0) & ~self._nullable)
+        if nan_cols.size:
+            raise InputError(
+                f"feature column '{self.features[int(nan_cols[0])]}' has missing values, "
+                "but the feature catalog says it is always defined"
+            )
+        return x
 
-    def score(self, features: pd.DataFrame, chunk_size: int = 200_000) -> pd.DataFrame:
-        """Score feature rows (one per buyer); NaN features are treated as missing.
-
-        Args:
-            features: buyer_id and every feature column; extra columns are ignored.
-            chunk_size: Rows per prediction call, bounding memory on big inputs.
+    @cached_property
+    def catalog(self) -> dict[str, Feature]:
+        """The feature catalog's entries, by name.
 
         Returns:
-            buyer_id, probability, risk_score (0-1000), tier; one row per input row.
+            Mapping from feature name to catalog entry.
+        """
+        return {f.name: f for f in build_catalog(self.feature_params)}
+
+    @cached_property
+    def _nullable(self) -> np.ndarray:
+        return np.array([self.catalog[f].nullable for f in self.features], dtype=bool)
+
+    def score(
+        self, features: pd.DataFrame, chunk_size: int = 200_000, *, reasons: bool = True
+    ) -> pd.DataFrame:
+        """Score feature rows (one per buyer).
+
+        NaN is accepted where the feature catalog says a feature may be missing, and
+        LightGBM treats it as missing. A buyer with no order before the cutoff gets the
+        catalog's no-history tier and reason (:data:`refundguard.features.NO_HISTORY`).
+
+        Args:
+            features: buyer_id, every feature column and optionally cutoff.
+            chunk_size: Rows per prediction call, bounding memory on big inputs.
+            reasons: Write the top 3 reasons of buyers in review or restrict (SHAP
+                contributions are computed for those rows only); False leaves the
+                reason columns empty.
+
+        Returns:
+            buyer_id, probability, risk_score (0-1000), tier, reasons_zh, reasons_en,
+            model_version; one row per input row, in input order.
 
         Raises:
-            InputError: A column is missing or has a non-numeric dtype.
+            InputError: A column is missing, unexpected, non-numeric, or NaN where the
+                catalog does not allow it.
         """
         x = self._check_input(features)
         raw = np.empty(len(x), dtype="float64")
@@ -188,14 +271,47 @@ class Scorer:
                 part, num_threads=self.num_threads
             )
         prob = self.calibrator.predict(raw)
+        tier = assign_tiers(prob, self.bounds).astype(object)
+        fresh = ~has_history(features)
+        tier[fresh] = NO_HISTORY.tier
+        zh = np.full(len(x), "", dtype=object)
+        en = np.full(len(x), "", dtype=object)
+        zh[fresh], en[fresh] = NO_HISTORY.zh, NO_HISTORY.en
+        if reasons:
+            flagged = np.flatnonzero(np.isin(tier, list(FLAGGED)))
+            for start in range(0, flagged.size, chunk_size):
+                rows = flagged[start : start + chunk_size]
+                contrib = rs.contributions(self.booster, x[rows], self.num_threads)
+                values = pd.DataFrame(x[rows], columns=list(self.features))
+                found = rs.top_reasons(contrib, values, self.catalog, self.reference)
+                zh[rows] = [rs.join(r, "zh") for r in found]
+                en[rows] = [rs.join(r, "en") for r in found]
         return pd.DataFrame(
             {
                 "buyer_id": features["buyer_id"].astype("str").to_numpy(),
                 "probability": prob,
                 "risk_score": risk_score(prob),
-                "tier": assign_tiers(prob, self.bounds).astype(str),
+                "tier": tier.astype(str),
+                "reasons_zh": zh.astype(str),
+                "reasons_en": en.astype(str),
+                "model_version": np.full(len(x), self.model_version),
             }
         )
+
+    def explain(self, features: pd.DataFrame, k: int = rs.TOP_REASONS) -> list[list[rs.Reason]]:
+        """The top reasons of any rows, whatever their tier (for a case view).
+
+        Args:
+            features: Rows as for :meth:`score`.
+            k: Reasons per row, at most.
+
+        Returns:
+            One list of reasons per row, strongest first.
+        """
+        x = self._check_input(features)
+        contrib = rs.contributions(self.booster, x, self.num_threads)
+        values = pd.DataFrame(x, columns=list(self.features))
+        return rs.top_reasons(contrib, values, self.catalog, self.reference, k)
 
     def review_sentiment(self, reviews: pd.DataFrame) -> pd.DataFrame | None:
         """Sentiment of review texts with the bundled model, or None if it has none.

@@ -37,12 +37,13 @@ class RefundGuardModel(PythonModel):
         Args:
             context: MLflow's context (unused; artifacts are read at load time).
             model_input: buyer_id and the feature columns.
-            params: Unused.
+            params: ``{"reasons": false}`` skips the reasons (faster); default true.
 
         Returns:
-            buyer_id, probability, risk_score and tier per row.
+            The columns of :meth:`refundguard.scorer.Scorer.score`, one row per input row.
         """
-        return self.scorer.score(model_input)
+        reasons = True if params is None else bool(params.get("reasons", True))
+        return self.scorer.score(model_input, reasons=reasons)
 
 
 mlflow.models.set_model(RefundGuardModel())

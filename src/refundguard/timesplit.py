@@ -128,19 +128,24 @@ def make_cutoffs(tables: Mapping[str, pd.DataFrame], base: BaseParams) -> list[p
     return sorted(cutoffs)
 
 
+ROLES = ("train", "valid", "calibration", "test")
+
+
 @dataclass(frozen=True)
 class TimeSplit:
-    """Cutoffs of each role.
+    """Cutoffs of each role, in time order, each role at least H after the one before.
 
     Attributes:
         train: Cutoffs whose label windows end before the first validation cutoff.
-        valid: Cutoffs for early stopping and calibration.
+        valid: Cutoffs for early stopping.
+        calibration: Cutoffs for calibration and the choice of policy thresholds.
         test: The latest cutoffs, for the honest evaluation.
     """
 
     train: tuple[pd.Timestamp, ...]
     valid: tuple[pd.Timestamp, ...]
     test: tuple[pd.Timestamp, ...]
+    calibration: tuple[pd.Timestamp, ...] = ()
 
     def role(self, cutoff: pd.Timestamp) -> str | None:
         """The role of a cutoff, or None if the split leaves it unused (inside a gap).
@@ -149,43 +154,100 @@ class TimeSplit:
             cutoff: A cutoff.
 
         Returns:
-            "train", "valid", "test" or None.
+            "train", "valid", "calibration", "test" or None.
         """
-        for name in ("train", "valid", "test"):
+        for name in ROLES:
             if cutoff in getattr(self, name):
                 return name
         return None
 
 
 def split_cutoffs(
-    cutoffs: Sequence[pd.Timestamp], *, horizon_days: int, n_valid: int, n_test: int
+    cutoffs: Sequence[pd.Timestamp],
+    *,
+    horizon_days: int,
+    n_valid: int,
+    n_test: int,
+    n_calibration: int = 0,
 ) -> TimeSplit:
     """Split cutoffs by time with a label-delay gap of at least H between the roles.
+
+    Order: train, valid, calibration (when ``n_calibration`` > 0), test.
 
     Args:
         cutoffs: All cutoffs.
         horizon_days: H; also the minimum gap between roles.
         n_valid: Number of validation cutoffs.
         n_test: Number of test cutoffs.
+        n_calibration: Number of calibration cutoffs (0: none, calibrate on validation).
 
     Returns:
         The split.
 
     Raises:
-        ConfigError: Counts below 1.
+        ConfigError: Counts below 1 (below 0 for calibration).
         DataContractError: Too few cutoffs for the gaps.
     """
-    if n_valid < 1 or n_test < 1:
+    if n_valid < 1 or n_test < 1 or n_calibration < 0:
         raise ConfigError("train.n_valid_cutoffs and train.n_test_cutoffs must be >= 1")
     ordered = sorted(cutoffs)
     gap = pd.Timedelta(days=horizon_days)
+
+    def before(later: list[pd.Timestamp], n: int | None) -> list[pd.Timestamp]:
+        if not later:
+            return []
+        fit = [c for c in ordered if c + gap <= later[0]]
+        return fit[-n:] if n is not None else fit
+
     test = ordered[-n_test:] if len(ordered) >= n_test else []
-    valid = [c for c in ordered if test and c + gap <= test[0]][-n_valid:]
-    train = [c for c in ordered if valid and c + gap <= valid[0]]
-    if len(test) < n_test or len(valid) < n_valid or not train:
+    calibration = before(test, n_calibration) if n_calibration else []
+    valid = before(calibration if n_calibration else test, n_valid)
+    train = before(valid, None)
+    if (
+        len(test) < n_test
+        or len(calibration) < n_calibration
+        or len(valid) < n_valid
+        or not train
+    ):
         raise DataContractError(
-            f"{len(ordered)} cutoffs cannot hold train, {n_valid} validation and {n_test} "
-            f"test cutoff(s) with {horizon_days}-day gaps; use a longer history, a shorter "
+            f"{len(ordered)} cutoffs cannot hold train, {n_valid} validation, "
+            f"{n_calibration} calibration and {n_test} test cutoff(s) with "
+            f"{horizon_days}-day gaps; use a longer history, a shorter "
             "base.horizon_days or a smaller base.cutoff_step_days"
         )
-    return TimeSplit(train=tuple(train), valid=tuple(valid), test=tuple(test))
+    return TimeSplit(
+        train=tuple(train), valid=tuple(valid), test=tuple(test), calibration=tuple(calibration)
+    )
+
+
+def rolling_folds(
+    cutoffs: Sequence[pd.Timestamp],
+    before: pd.Timestamp,
+    *,
+    horizon_days: int,
+    n_folds: int,
+    min_train_cutoffs: int = 2,
+) -> list[tuple[tuple[pd.Timestamp, ...], pd.Timestamp]]:
+    """Prequential folds: each validates on one cutoff and trains on those H before it.
+
+    Args:
+        cutoffs: All cutoffs.
+        before: Folds validate on cutoffs c with c + H <= before (the first cutoff of the
+            next role), so nothing of a later role leaks in.
+        horizon_days: H.
+        n_folds: Number of folds wanted (the latest cutoffs that qualify).
+        min_train_cutoffs: A fold needs at least this many training cutoffs.
+
+    Returns:
+        (training cutoffs, validation cutoff) per fold, oldest first; fewer than
+        ``n_folds`` when the history is short.
+    """
+    ordered = sorted(cutoffs)
+    gap = pd.Timedelta(days=horizon_days)
+    folds: list[tuple[tuple[pd.Timestamp, ...], pd.Timestamp]] = []
+    for v in reversed([c for c in ordered if c + gap <= before]):
+        train = tuple(c for c in ordered if c + gap <= v)
+        if len(train) < min_train_cutoffs or len(folds) == n_folds:
+            break
+        folds.append((train, v))
+    return folds[::-1]

@@ -20,11 +20,19 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from refundguard.config import load_params
+from refundguard.config import Params, load_params
 from refundguard.contract import DTYPES, TABLES, TIME_DTYPE, ColumnSpec, TableSpec, schema
 from refundguard.errors import ConfigError, DataContractError
 from refundguard.frames import isin
-from refundguard.io import find_table_file, read_raw_table, write_csv, write_json, write_parquet
+from refundguard.io import (
+    MALFORMED_COLUMN,
+    find_table_file,
+    read_raw_table,
+    write_csv,
+    write_json,
+    write_parquet,
+)
+from refundguard.mapping import InputMapping, mapping_from_params
 from refundguard.paths import PARAMS_FILE, VALIDATED_DIR
 
 QUARANTINE_COLUMNS: tuple[str, ...] = ("table", "row", "reason", "record")
@@ -43,7 +51,8 @@ class ValidationResult:
         quarantine: One row per rejected input row: table, row (1-based data row in its
             file), reason (all reasons joined by "; "), record (the raw row as JSON).
         report: Per table: rows_in, rows_valid, rows_quarantined, duplicates_collapsed,
-            reasons (count of rows per reason), ignored_columns.
+            reasons (count of rows per reason), ignored_columns, mapped_columns
+            ({header in the file: contract column} for headers a mapping renamed).
     """
 
     tables: dict[str, pd.DataFrame]
@@ -102,13 +111,14 @@ def _parse_time(s: pd.Series, tz: ZoneInfo) -> pd.Series:
 
 
 def _parse_number(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_bool_dtype(s):
-        return s.astype("float64")
-    if pd.api.types.is_numeric_dtype(s):
-        return s.astype("float64")
-    # Chinese exports often write money as "¥1,299.00".
-    text = _as_text(s).str.replace(r"[¥￥,，\s]", "", regex=True)
-    return pd.to_numeric(text, errors="coerce").astype("float64")
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        out = s.astype("float64")
+    else:
+        # Chinese exports often write money as "¥1,299.00".
+        text = _as_text(s).str.replace(r"[¥￥,，\s]", "", regex=True)
+        out = pd.to_numeric(text, errors="coerce").astype("float64")
+    # "inf" and 1e999 parse, but no amount, rating or label is infinite.
+    return out.mask(np.isinf(out.to_numpy()))
 
 
 def _parse_bool(s: pd.Series) -> pd.Series:
@@ -194,15 +204,22 @@ def _pandera_failures(df: pd.DataFrame, table: str) -> list[tuple[int, str, str]
 
 
 def _coerce_table(
-    raw: pd.DataFrame, spec: TableSpec, tz: ZoneInfo, max_chars: int, reasons: _Reasons
-) -> tuple[pd.DataFrame, list[str]]:
+    raw: pd.DataFrame,
+    spec: TableSpec,
+    tz: ZoneInfo,
+    max_chars: int,
+    reasons: _Reasons,
+    latest: pd.Timestamp | None,
+    headers: list[str],
+) -> pd.DataFrame:
+    """Coerce a table whose headers are contract names; ``headers`` are the file's own."""
     missing = [c for c in spec.required_names if c not in raw.columns]
     if missing:
         raise DataContractError(
             f"{spec.name}: required column(s) missing: {', '.join(missing)} "
-            f"(found: {', '.join(map(str, raw.columns)) or 'none'})"
+            f"(found: {', '.join(headers) or 'none'}); if the file names it otherwise, "
+            f"map that header under data.columns.{spec.name} in params.yaml"
         )
-    ignored = [str(c) for c in raw.columns if c not in spec.names]
     out = {}
     for col in spec.columns:
         if col.name in raw.columns:
@@ -212,19 +229,32 @@ def _coerce_table(
                     col.kind, "not a number" if col.kind in ("amount", "int") else "bad value"
                 )
                 for row in np.flatnonzero(bad.to_numpy()):
-                    value = raw[col.name].iloc[row]
+                    value = _plain(raw[col.name].iloc[row])
                     reasons.add(spec.name, [row], f"{col.name}: {what} {value!r}")
                     reasons.cells.add((spec.name, int(row), col.name))
+            if col.kind == "time" and latest is not None:
+                future = (series > latest).fillna(False).to_numpy(dtype=bool)
+                for row in np.flatnonzero(future):
+                    value = _plain(raw[col.name].iloc[row])
+                    reasons.add(spec.name, [row], f"{col.name}: in the future {value!r}")
         else:
-            series = pd.Series(pd.NA, index=raw.index).astype(DTYPES[col.kind])
+            # An absent optional column is all missing (pd.NA cannot be cast to float64).
+            series = pd.Series(index=raw.index, dtype=DTYPES[col.kind])
         out[col.name] = series
-    return pd.DataFrame(out, index=raw.index), ignored
+    return pd.DataFrame(out, index=raw.index)
 
 
 def _collapse_duplicates(
-    df: pd.DataFrame, raw: pd.DataFrame, spec: TableSpec, reasons: _Reasons
+    df: pd.DataFrame,
+    raw: pd.DataFrame,
+    spec: TableSpec,
+    reasons: _Reasons,
+    malformed: np.ndarray,
 ) -> tuple[pd.DataFrame, int]:
-    """Drop exact duplicate rows; quarantine rows whose key repeats with other values."""
+    """Drop exact duplicate rows; quarantine rows whose key repeats with other values.
+
+    Malformed lines are never taken for copies: what they hold is uncertain.
+    """
     failed = [(row, col) for (table, row, col) in reasons.cells if table == spec.name]
     if failed:
         # Unparseable cells are missing after coercion; compare their raw text instead,
@@ -235,6 +265,7 @@ def _collapse_duplicates(
         exact = key.duplicated(keep="first")
     else:
         exact = df.duplicated(keep="first")
+    exact &= ~malformed
     n_exact = int(exact.sum())
     # A collapsed copy is accounted for by the count; the copy that stays carries any
     # reasons, so that each input row is counted exactly once.
@@ -294,14 +325,23 @@ def validate_tables(
     *,
     timezone: str,
     max_text_chars: int,
+    mapping: InputMapping | None = None,
+    now: pd.Timestamp | None = None,
+    max_future_days: float = 1.0,
 ) -> ValidationResult:
     """Bring raw tables to the contract; every row is kept, quarantined or collapsed.
 
     Args:
         raw_tables: Raw frames by table name, as read from files (CSV as strings);
-            None or absent for an optional table that has no file.
+            None or absent for an optional table that has no file. Not modified.
         timezone: Zone of naive timestamps; every time comes out in UTC.
         max_text_chars: Texts are cut to this length after control characters go.
+        mapping: Renames headers and translates values first (see
+            :mod:`refundguard.mapping`); None maps nothing. The quarantine shows rows as
+            the file held them.
+        now: The time of the run; a time later than ``now`` plus ``max_future_days`` is
+            quarantined. None skips that check.
+        max_future_days: How far after ``now`` a time may lie (clock skew, time zones).
 
     Returns:
         The validated tables, the quarantine and the report.
@@ -311,6 +351,8 @@ def validate_tables(
         ConfigError: Unknown time zone.
     """
     tz = check_timezone(timezone)
+    mapping = mapping if mapping is not None else InputMapping()
+    latest = None if now is None else _utc(now) + pd.Timedelta(days=max_future_days)
     reasons = _Reasons()
     coerced: dict[str, pd.DataFrame] = {}
     raws: dict[str, pd.DataFrame] = {}
@@ -324,8 +366,18 @@ def validate_tables(
         raw = raw.reset_index(drop=True)
         raw.columns = [str(c).strip().lstrip("\ufeff") for c in raw.columns]
         raws[name] = raw
-        df, ignored = _coerce_table(raw, spec, tz, max_text_chars, reasons)
-        df, n_exact = _collapse_duplicates(df, raw, spec, reasons)
+        malformed = np.zeros(len(raw), dtype=bool)
+        if MALFORMED_COLUMN in raw.columns:
+            marks = raw[MALFORMED_COLUMN]
+            malformed = marks.notna().to_numpy(dtype=bool)
+            for line in np.flatnonzero(malformed):
+                reasons.add(name, [line], f"malformed line: {marks.iloc[line]}")
+            raw = raw.drop(columns=[MALFORMED_COLUMN])
+        mapped = mapping.apply(name, raw)
+        df = _coerce_table(
+            mapped.frame, spec, tz, max_text_chars, reasons, latest, list(map(str, raw.columns))
+        )
+        df, n_exact = _collapse_duplicates(df, mapped.frame, spec, reasons, malformed)
         for row, column, reason in _pandera_failures(df, name):
             if (name, row, column) not in reasons.cells:
                 reasons.add(name, [row], reason)
@@ -333,7 +385,8 @@ def validate_tables(
         report[name] = {
             "rows_in": len(raw),
             "duplicates_collapsed": n_exact,
-            "ignored_columns": ignored,
+            "ignored_columns": mapped.ignored,
+            "mapped_columns": mapped.renamed,
         }
 
     _cross_table_checks(coerced, reasons)
@@ -376,7 +429,19 @@ def validate_tables(
 
 def _reason_kind(reason: str) -> str:
     """A reason without the offending value, for counting ("amount: must be >= 0")."""
+    if reason.startswith("malformed line:"):
+        return "malformed line"
     return re.sub(r"""\s*\(.*\)$|\s+'.*'$|\s+".*"$""", "", reason)
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value, so that reasons read 'inf', not 'np.float64(inf)'."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _utc(ts: pd.Timestamp) -> pd.Timestamp:
+    ts = pd.Timestamp(ts)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def check_reject_shares(report: dict[str, dict[str, Any]], max_share: float) -> None:
@@ -435,10 +500,40 @@ def write_result(result: ValidationResult, out_dir: Path) -> None:
     write_json(result.report, out_dir / "report.json")
 
 
+def validate_folder(
+    params: Params, input_dir: Path | None = None, encoding: str | None = None
+) -> ValidationResult:
+    """Read and validate an input folder as params.yaml says (mapping, zone, limits).
+
+    Args:
+        params: The parameters.
+        input_dir: Input folder; default ``data.input_dir``.
+        encoding: CSV encoding; default ``data.encoding``.
+
+    Returns:
+        The validation result; the reject-share limit is not checked here.
+
+    Raises:
+        DataContractError: A file is unreadable or a table unusable.
+        ConfigError: The mapping or the time zone is invalid.
+    """
+    mapping = mapping_from_params(params.data)
+    raw = read_tables(input_dir or params.data.input_path(), encoding or params.data.encoding)
+    return validate_tables(
+        raw,
+        timezone=params.base.timezone,
+        max_text_chars=params.validate.max_text_chars,
+        mapping=mapping,
+        now=pd.Timestamp.now(tz="UTC"),
+        max_future_days=params.validate.max_future_days,
+    )
+
+
 def main(
     params_path: Path = PARAMS_FILE,
     out_dir: Path = VALIDATED_DIR,
     input_dir: Path | None = None,
+    encoding: str | None = None,
 ) -> ValidationResult:
     """Validate the configured input folder and write the results.
 
@@ -446,6 +541,7 @@ def main(
         params_path: params.yaml to read.
         out_dir: Folder for validated tables, quarantine and report.
         input_dir: Input folder; default ``data.input_dir`` from params.
+        encoding: CSV encoding; default ``data.encoding`` from params.
 
     Returns:
         The validation result (also written to ``out_dir``).
@@ -455,10 +551,7 @@ def main(
             written first, so that the user can see why.
     """
     params = load_params(params_path)
-    raw = read_tables(input_dir or params.data.input_path(), params.data.encoding)
-    result = validate_tables(
-        raw, timezone=params.base.timezone, max_text_chars=params.validate.max_text_chars
-    )
+    result = validate_folder(params, input_dir, encoding)
     write_result(result, out_dir)
     check_reject_shares(result.report, params.validate.max_reject_share)
     return result

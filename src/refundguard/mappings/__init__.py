@@ -1,0 +1,1 @@
+"""Column and value mappings that ship with refundguard (YAML files, see refundguard.mapping)."""
