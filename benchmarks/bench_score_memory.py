@@ -5,10 +5,11 @@ temporary folder (or take ``--model`` and ``--snapshots`` from an earlier run), 
 synthesise N buyers' feature rows by sampling the latest snapshot's rows with
 replacement and perturbing them (values times a log-normal factor, counts rounded,
 shares kept in [0, 1], missing values kept), written as Parquet in row groups of 100,000.
-Step 2 (own process, measured): ``refundguard score --features ... --out scores.parquet``,
-the command a user runs; wall time includes its start-up, peak RSS is that process's.
-Step 3 (own process, measured, ``--compare``): the same rows scored in one piece
-(read the whole file, one ``Scorer.score`` call, write), for contrast.
+Step 2 (own process per chunk size, measured): ``refundguard score --features ... --out
+scores.parquet --chunk-size C``, the command a user runs; wall time includes its start-up,
+peak RSS is that process's. Step 3 (own process, measured, unless ``--no-compare``): the
+same rows scored in one piece (read the whole file, one ``Scorer.score`` call, write),
+for contrast.
 
     .venv/bin/python benchmarks/bench_score_memory.py --buyers 1000000
 """
@@ -66,6 +67,8 @@ def small_world_params() -> dict[str, object]:
     raw["base"].update(horizon_days=42, min_history_days=84, cutoff_step_days=28)
     raw["sentiment"].update(min_labeled_reviews=50, hash_bits=16)
     raw["train"].update(n_valid_cutoffs=1, n_test_cutoffs=1)
+    if "tuning" in raw["train"]:
+        raw["train"]["tuning"].update(n_trials=3, n_folds=2)
     raw["train"]["lightgbm"].update(num_boost_round=300, early_stopping_rounds=30,
                                     min_data_in_leaf=10)
     raw["evaluate"].update(ablation=False)
@@ -112,7 +115,8 @@ def synthesise(snapshots: Path, features: list[str], n: int, out: Path, seed: in
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--buyers", type=int, default=1_000_000)
-    ap.add_argument("--chunk-size", type=int, default=100_000)
+    ap.add_argument("--chunk-sizes", type=int, nargs="+", default=[100_000, 20_000],
+                    help="chunk sizes to measure, one run each (params default: 100,000)")
     ap.add_argument("--model", type=Path, help="an exported scorer (default: build one)")
     ap.add_argument("--snapshots", type=Path, help="snapshots.parquet to sample rows from")
     ap.add_argument("--no-compare", action="store_true", help="skip the in-one-piece run")
@@ -131,29 +135,32 @@ def main() -> None:
         feats = tmp / "features.parquet"
         sampled_from = synthesise(snapshots, features, args.buyers, feats)
         prepare_seconds = time.perf_counter() - t
-        cli = [str(VENV_BIN / "refundguard"), "score", "--model", str(model), "--features",
-               str(feats), "--out", str(tmp / "scores.parquet"), "--chunk-size",
-               str(args.chunk_size)]
-        run = subprocess.run([sys.executable, "-c", MEASURE_CLI, *cli], env=env,
-                             capture_output=True, text=True, check=False)
-        if run.returncode:
-            sys.exit(run.stderr[-3000:])
-        streamed = json.loads(run.stdout.strip().splitlines()[-1])
-        out = pd.read_parquet(tmp / "scores.parquet", columns=["buyer_id", "tier"])
-        assert len(out) == args.buyers, len(out)
+        streamed: dict[str, dict[str, object]] = {}
+        for chunk in args.chunk_sizes:
+            out = tmp / f"scores_{chunk}.parquet"
+            cli = [str(VENV_BIN / "refundguard"), "score", "--model", str(model), "--features",
+                   str(feats), "--out", str(out), "--chunk-size", str(chunk)]
+            run = subprocess.run([sys.executable, "-c", MEASURE_CLI, *cli], env=env,
+                                 capture_output=True, text=True, check=False)
+            if run.returncode:
+                sys.exit(run.stderr[-3000:])
+            got = json.loads(run.stdout.strip().splitlines()[-1])
+            tiers = pd.read_parquet(out, columns=["tier"])["tier"]
+            assert len(tiers) == args.buyers, len(tiers)
+            streamed[str(chunk)] = {
+                "wall_seconds": got["wall_seconds"],
+                "peak_rss_mb": got["peak_rss_mb"],
+                "buyers_per_second": args.buyers / got["wall_seconds"],
+                "cli_output": got["stdout"].replace(str(out), "scores.parquet"),
+                "tiers": tiers.value_counts().to_dict(),
+            }
+            out.unlink()
         result: dict[str, object] = {
             "buyers": args.buyers,
-            "chunk_size": args.chunk_size,
             "features": len(features),
             "sampled_from_buyers": sampled_from,
             "feature_file_mb": feats.stat().st_size / 2**20,
-            "streamed": {
-                "wall_seconds": streamed["wall_seconds"],
-                "peak_rss_mb": streamed["peak_rss_mb"],
-                "buyers_per_second": args.buyers / streamed["wall_seconds"],
-                "cli_output": streamed["stdout"],
-            },
-            "tiers": out["tier"].value_counts().to_dict(),
+            "streamed_by_chunk_size": streamed,
             "prepare_seconds": prepare_seconds,
             "target_peak_rss_mb": 4096,
             "cpus": os.cpu_count(),

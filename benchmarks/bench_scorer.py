@@ -277,6 +277,8 @@ def run(root: Path, batch_rows: int, calls: int) -> dict[str, Any]:
     booster: lgb.Booster = scorer.booster
     result["model"] = {
         "model_version": scorer.model_version, "trees": booster.num_trees(),
+        "leaves": int(sum(t["num_leaves"] for t in booster.dump_model()["tree_info"])),
+        "best_iteration": info.get("best_iteration"),
         "features": len(scorer.features), "test_window_buyers": len(test),
         "scorer_has_reasons_keyword": has_reasons,
     }
@@ -292,11 +294,14 @@ def main() -> None:
                     help="train.tuning.n_trials when building a project (default: params)")
     ap.add_argument("--batch-rows", type=int, default=1_000_000)
     ap.add_argument("--calls", type=int, default=1000)
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="build the project in this (new) folder and keep it, for --project")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rg-bench-scorer-") as tmp:
         root = args.project
         if root is None:
-            root = Path(tmp)
+            root = args.keep or Path(tmp)
+            root.mkdir(parents=True, exist_ok=True)
             build_project(root, args.buyers, args.trials)
         os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         result = run(root.resolve(), args.batch_rows, args.calls)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# As the CLI does (refundguard.cli.main): LightGBM's OpenMP threads wait passively, so
+# tests sharing 2 cores with subprocesses don't spin against each other. Set before
+# anything loads LightGBM.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path

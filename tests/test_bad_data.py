@@ -293,7 +293,8 @@ def _cli_validate(tmp_path: Path, raw: Tables, edit: Callable[[Path], None],
     [(b"", "orders.csv: file is empty (no header row)"),
      (b"\xef\xbb\xbf", "orders.csv: file is empty (no header row)"),
      (b"\n\n  \n", "orders.csv: file is empty (no header row)"),
-     (b"order_id,buyer_id\no1,b1\n", "orders: required column(s) missing: seller_id")],
+     (b"order_id,buyer_id\no1,b1\n", "orders: required column(s) missing: seller_id"),
+     (b'order_id,buyer_id\no1,"b1\no2,b2\n', "cannot read: line 3: unexpected end of data")],
 )
 def test_unusable_file_gives_one_clear_line(tmp_path: Path, content: bytes,
                                             message: str) -> None:

@@ -159,13 +159,48 @@ def test_random_breakage_loses_no_row_and_raises_only_documented_errors(
     assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
 
 
+@settings(SETTINGS, max_examples=max(EXAMPLES // 2, 1))
+@given(ops=st.lists(mutation(), max_size=6),
+       lines=st.lists(st.tuples(st.sampled_from(list(TABLES)), st.integers(0, 40),
+                                st.sampled_from(["", ",,,,", "a,b,c,d,e,f,g,h,i,j,k,l",
+                                                 '"unclosed', "\x00", "  ", "x"])),
+                      max_size=4),
+       encoding=st.sampled_from(["utf-8", "utf-8-sig", "gb18030"]))
+def test_random_files_read_and_validate_without_losing_rows(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[Any, ...]],
+    lines: list[tuple[str, int, str]], encoding: str,
+) -> None:
+    """The same, through CSV files: odd lines inserted, any of the supported encodings."""
+    from refundguard.validate import read_tables
+
+    folder = tmp_path_factory.mktemp("fuzz-files")
+    raw = hand_raw_tables()
+    for op in ops:
+        apply(raw, op)
+    for name, df in raw.items():
+        text = df.to_csv(index=False, lineterminator="\n")
+        rows = text.split("\n")
+        for table, at, line in lines:
+            if table == name:
+                rows.insert(1 + at % max(len(rows) - 1, 1), line)
+        (folder / f"{name}.csv").write_bytes("\n".join(rows).encode(encoding, "replace"))
+    try:
+        read = read_tables(folder)
+        res = validate_tables(read, timezone=TZ, max_text_chars=500, mapping=MAPPING, now=NOW)
+    except RefundGuardError as exc:
+        event(f"refused: {type(exc).__name__}")
+        return
+    event("validated")
+    assert_nothing_lost({k: v for k, v in read.items() if v is not None}, res)
+
+
 def test_the_fuzzer_really_breaks_things() -> None:
     """Guard: the mutations produce quarantined rows and refused tables, not only noise."""
     import random
 
     rng = random.Random(0)
     quarantined = refused = 0
-    for _ in range(20):
+    for _ in range(12):
         raw = hand_raw_tables()
         for _ in range(4):
             apply(raw, (rng.choice(["cell", "copy_changed", "drop_optional"]),
@@ -179,4 +214,4 @@ def test_the_fuzzer_really_breaks_things() -> None:
             continue
         assert_nothing_lost(raw, res)
         quarantined += int(not res.quarantine.empty)
-    assert quarantined >= 5
+    assert quarantined >= 3

@@ -399,3 +399,10 @@ def test_temporary_name_carries_the_pid(tmp_path: Path) -> None:
 
     with atomic_path(tmp_path / "x.csv") as tmp:
         assert tmp.name.startswith(f".x.csv.{os.getpid()}.") and tmp.name.endswith(".tmp")
+
+
+def test_quote_left_open_is_a_clear_error_not_a_swallowed_file(tmp_path: Path) -> None:
+    path = _write(tmp_path / "reviews.csv", 'a,b\n1,x\n2,"unclosed\n3,z\n4,w\n', "utf-8")
+    with pytest.raises(DataContractError, match=r"reviews\.csv: cannot read: line \d+: "
+                                                r"unexpected end of data"):
+        read_raw_table(path)

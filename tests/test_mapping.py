@@ -352,3 +352,24 @@ def test_params_block_is_typed() -> None:
         params_from_dict({"data": {"columns": ["x"]}})
     params = params_from_dict({"data": {"values": {"labels": {"label": {"是": 1}}}}})
     assert params.data.values == {"labels": {"label": {"是": "1"}}}
+
+
+def test_cli_validate_loads_a_chinese_gbk_export_and_shows_the_mapping(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from refundguard.cli import app
+
+    in_dir = tmp_path / "input"
+    in_dir.mkdir()
+    for name, df in chinese_tables().items():
+        df.to_csv(in_dir / f"{name}.csv", index=False, encoding="gbk")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {"input_dir": str(in_dir), "truth_file": None}},
+                                     allow_unicode=True), encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate", "--params", str(params), "--out",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 0, result.stderr
+    assert "售后类型 -> type" in result.stdout and "退款原因 -> reason" in result.stdout
+    refunds = pd.read_parquet(tmp_path / "out" / "refunds.parquet")
+    assert refunds["type"].tolist() == ["refund_only", "return_refund", "refund_only",
+                                        "compensation"]

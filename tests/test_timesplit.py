@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from refundguard.config import BaseParams
 from refundguard.errors import ConfigError, DataContractError
 from refundguard.timesplit import (
+    ROLES,
     TimeSplit,
     data_span,
     label_targets,
     make_cutoffs,
+    rolling_folds,
     split_cutoffs,
 )
 
@@ -378,3 +380,263 @@ def test_make_then_split_keeps_the_gaps() -> None:
     split = split_cutoffs(cutoffs, horizon_days=BASE.horizon_days, n_valid=1, n_test=2)
     assert_gapped(split, BASE.horizon_days)
     assert split.test[-1] == cutoffs[-1]
+
+
+# --- the calibration role ---------------------------------------------------------------
+
+
+def test_split_with_calibration_worked_example() -> None:
+    cutoffs = weekly(20)  # weeks 0..19, H = 4 weeks
+    split = split_cutoffs(cutoffs, horizon_days=28, n_valid=1, n_calibration=2, n_test=2)
+    assert split.test == tuple(cutoffs[18:20])
+    # calibration: latest two with c + 4 w <= week 18, i.e. weeks 13 and 14
+    assert split.calibration == tuple(cutoffs[13:15])
+    # valid: latest one with c + 4 w <= week 13, i.e. week 9
+    assert split.valid == (cutoffs[9],)
+    # train: c + 4 w <= week 9, i.e. weeks 0..5
+    assert split.train == tuple(cutoffs[0:6])
+    roles = [split.role(c) for c in cutoffs]
+    assert roles == (["train"] * 6 + [None] * 3 + ["valid"] + [None] * 3 + ["calibration"] * 2
+                     + [None] * 3 + ["test"] * 2)
+
+
+def assert_gapped_with_calibration(split: TimeSplit, horizon_days: int) -> None:
+    gap = pd.Timedelta(days=horizon_days)
+    assert split.train and split.valid and split.calibration and split.test
+    assert max(split.train) + gap <= min(split.valid)
+    assert max(split.valid) + gap <= min(split.calibration)
+    assert max(split.calibration) + gap <= min(split.test)
+
+
+def test_calibration_gaps_exactly_h_are_allowed() -> None:
+    cutoffs = [utc("2024-01-01") + i * 10 * DAY for i in range(4)]
+    split = split_cutoffs(cutoffs, horizon_days=10, n_valid=1, n_calibration=1, n_test=1)
+    assert split == TimeSplit(train=(cutoffs[0],), valid=(cutoffs[1],), test=(cutoffs[3],),
+                              calibration=(cutoffs[2],))
+    assert_gapped_with_calibration(split, 10)
+    assert [split.role(c) for c in cutoffs] == list(ROLES)
+    with pytest.raises(DataContractError, match="1 calibration"):
+        split_cutoffs(cutoffs, horizon_days=11, n_valid=1, n_calibration=1, n_test=1)
+
+
+def test_calibration_needs_its_own_gap() -> None:
+    """Three cutoffs H apart hold train/valid/test, but not a calibration role as well."""
+    cutoffs = [utc("2024-01-01") + i * 10 * DAY for i in range(3)]
+    assert split_cutoffs(cutoffs, horizon_days=10, n_valid=1, n_test=1).calibration == ()
+    with pytest.raises(DataContractError, match="cutoffs cannot hold"):
+        split_cutoffs(cutoffs, horizon_days=10, n_valid=1, n_calibration=1, n_test=1)
+
+
+@pytest.mark.parametrize(
+    ("n", "horizon", "n_valid", "n_calibration", "n_test"),
+    [
+        (20, 28, 1, 1, 1),  # weeks 0..19 hold train + 3 gapped roles
+        (16, 28, 2, 2, 2),
+        (12, 14, 1, 3, 1),
+        (9, 14, 1, 3, 1),  # just enough
+    ],
+)
+def test_enough_cutoffs_with_calibration(n: int, horizon: int, n_valid: int,
+                                         n_calibration: int, n_test: int) -> None:
+    split = split_cutoffs(weekly(n), horizon_days=horizon, n_valid=n_valid,
+                          n_calibration=n_calibration, n_test=n_test)
+    assert_gapped_with_calibration(split, horizon)
+    assert (len(split.valid), len(split.calibration), len(split.test)) == (
+        n_valid, n_calibration, n_test)
+
+
+@pytest.mark.parametrize(
+    ("n", "horizon", "n_valid", "n_calibration", "n_test"),
+    [
+        # 13 weekly cutoffs with H = 4 w: train 0, valid 4, calibration 8, test 12 fit ...
+        (12, 28, 1, 1, 1),  # ... but 12 do not
+        (3, 7, 1, 1, 1),
+        (0, 7, 1, 1, 1),
+        (15, 28, 2, 2, 2),  # needs 16
+        (8, 14, 1, 3, 1),  # needs 9: train 0, valid 2, calibration 4-6, test 8
+    ],
+)
+def test_too_few_cutoffs_with_calibration(n: int, horizon: int, n_valid: int,
+                                          n_calibration: int, n_test: int) -> None:
+    with pytest.raises(DataContractError, match=f"{n_calibration} calibration"):
+        split_cutoffs(weekly(n), horizon_days=horizon, n_valid=n_valid,
+                      n_calibration=n_calibration, n_test=n_test)
+
+
+def test_thirteen_cutoffs_are_just_enough() -> None:
+    split = split_cutoffs(weekly(13), horizon_days=28, n_valid=1, n_calibration=1, n_test=1)
+    w = weekly(13)
+    assert split == TimeSplit(train=(w[0],), valid=(w[4],), calibration=(w[8],),
+                              test=(w[12],))
+
+
+def test_negative_calibration_count() -> None:
+    with pytest.raises(ConfigError):
+        split_cutoffs(weekly(30), horizon_days=7, n_valid=1, n_calibration=-1, n_test=1)
+
+
+def test_zero_calibration_is_the_three_role_split() -> None:
+    for n in (12, 20):
+        three = split_cutoffs(weekly(n), horizon_days=14, n_valid=2, n_test=1)
+        zero = split_cutoffs(weekly(n), horizon_days=14, n_valid=2, n_calibration=0, n_test=1)
+        assert three == zero and zero.calibration == ()
+
+
+def _feasible_with_calibration(ordered: Sequence[pd.Timestamp], gap: pd.Timedelta,
+                               n_valid: int, n_calibration: int, n_test: int) -> bool:
+    """Brute force: can valid and calibration cutoffs sit, gapped, between train and test?"""
+    if len(ordered) < n_test:
+        return False
+    test = ordered[len(ordered) - n_test:]
+    rest = ordered[: len(ordered) - n_test]
+    for cal in itertools.combinations(rest, n_calibration):
+        if max(cal) + gap > min(test):
+            continue
+        for valid in itertools.combinations(rest, n_valid):
+            if max(valid) + gap <= min(cal) and any(c + gap <= min(valid) for c in rest):
+                return True
+    return False
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    days=st.lists(st.integers(min_value=0, max_value=400), min_size=0, max_size=9, unique=True),
+    horizon=st.integers(min_value=1, max_value=120),
+    n_valid=st.integers(min_value=1, max_value=2),
+    n_calibration=st.integers(min_value=1, max_value=2),
+    n_test=st.integers(min_value=1, max_value=2),
+)
+def test_split_with_calibration_gap_property(days: list[int], horizon: int, n_valid: int,
+                                             n_calibration: int, n_test: int) -> None:
+    base = pd.Timestamp("2024-01-01 16:00", tz="UTC")
+    cutoffs = [base + pd.Timedelta(days=d) for d in days]
+    ordered = sorted(cutoffs)
+    gap = pd.Timedelta(days=horizon)
+    feasible = _feasible_with_calibration(ordered, gap, n_valid, n_calibration, n_test)
+    try:
+        split = split_cutoffs(cutoffs, horizon_days=horizon, n_valid=n_valid,
+                              n_calibration=n_calibration, n_test=n_test)
+    except DataContractError:
+        assert not feasible
+        return
+    assert feasible
+    assert_gapped_with_calibration(split, horizon)
+    assert len(split.valid) == n_valid and len(split.calibration) == n_calibration
+    assert split.test == tuple(ordered[-n_test:])
+    for role in ROLES:
+        assert list(getattr(split, role)) == sorted(getattr(split, role))
+    used = [c for role in ROLES for c in getattr(split, role)]
+    assert len(set(used)) == len(used) and set(used) <= set(cutoffs)
+    # The latest possible cutoffs for each role, every train cutoff that fits.
+    assert split.calibration == tuple(c for c in ordered
+                                      if c + gap <= split.test[0])[-n_calibration:]
+    assert split.valid == tuple(c for c in ordered
+                                if c + gap <= split.calibration[0])[-n_valid:]
+    assert split.train == tuple(c for c in ordered if c + gap <= split.valid[0])
+
+
+# --- rolling_folds ----------------------------------------------------------------------
+
+
+def test_rolling_folds_worked_example() -> None:
+    w = weekly(12)  # weeks 0..11, H = 2 weeks, validate before week 12
+    folds = rolling_folds(w, utc("2024-01-01") + 12 * 7 * DAY, horizon_days=14, n_folds=3)
+    # validation cutoffs: the latest three with c + 2 w <= week 12: weeks 8, 9, 10;
+    # each trains on the cutoffs at least 2 w before it.
+    assert folds == [(tuple(w[0:7]), w[8]), (tuple(w[0:8]), w[9]), (tuple(w[0:9]), w[10])]
+
+
+def test_rolling_folds_before_a_split_role() -> None:
+    w = weekly(20)
+    split = split_cutoffs(w, horizon_days=28, n_valid=1, n_calibration=1, n_test=1)
+    folds = rolling_folds(w, split.valid[0], horizon_days=28, n_folds=2)
+    gap = 28 * DAY
+    assert [v for _, v in folds] == [c for c in w if c + gap <= split.valid[0]][-2:]
+    for train, v in folds:
+        assert v + gap <= split.valid[0]
+        assert max(train) + gap <= v
+
+
+@pytest.mark.parametrize(
+    ("n_folds", "min_train", "expected"),
+    [
+        # weeks 0..5, H = 2 w, before week 6: validation candidates weeks 2, 3, 4 with
+        # 1, 2 and 3 training cutoffs.
+        (5, 2, [3, 4]),
+        (5, 1, [2, 3, 4]),
+        (5, 3, [4]),
+        (5, 4, []),
+        (1, 1, [4]),
+        (2, 1, [3, 4]),
+        (0, 1, []),
+    ],
+)
+def test_rolling_folds_are_capped(n_folds: int, min_train: int, expected: list[int]) -> None:
+    w = weekly(6)
+    folds = rolling_folds(w, utc("2024-01-01") + 6 * 7 * DAY, horizon_days=14, n_folds=n_folds,
+                          min_train_cutoffs=min_train)
+    assert [w.index(v) for _, v in folds] == expected
+    for train, v in folds:
+        assert train == tuple(c for c in w if c + 14 * DAY <= v)
+
+
+def test_rolling_folds_default_needs_two_training_cutoffs() -> None:
+    w = weekly(6)
+    folds = rolling_folds(w, utc("2024-01-01") + 6 * 7 * DAY, horizon_days=14, n_folds=9)
+    assert [len(train) for train, _ in folds] == [2, 3]
+
+
+@pytest.mark.parametrize("before_week", [0, 2, 3])
+def test_rolling_folds_without_room(before_week: int) -> None:
+    w = weekly(6)
+    before = utc("2024-01-01") + before_week * 7 * DAY
+    assert rolling_folds(w, before, horizon_days=14, n_folds=3) == []
+
+
+def test_rolling_folds_gap_exactly_h() -> None:
+    c = [utc("2024-01-01") + i * 10 * DAY for i in range(4)]
+    # validate on c[2] (c[2] + 10 d == c[3]); train on c[0], c[1]
+    assert rolling_folds(c, c[3], horizon_days=10, n_folds=1, min_train_cutoffs=1) == [
+        ((c[0], c[1]), c[2])]
+    # H = 11 d: only c[0] and c[1] can validate, and neither has a cutoff 11 d before it
+    assert rolling_folds(c, c[3], horizon_days=11, n_folds=1, min_train_cutoffs=1) == []
+    assert rolling_folds(c, c[3] + DAY, horizon_days=11, n_folds=1, min_train_cutoffs=1) == [
+        ((c[0],), c[2])]
+
+
+def test_rolling_folds_sort_their_input() -> None:
+    w = weekly(12)
+    before = utc("2024-01-01") + 12 * 7 * DAY
+    assert rolling_folds(w[::-1], before, horizon_days=14, n_folds=3) == rolling_folds(
+        w, before, horizon_days=14, n_folds=3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    days=st.lists(st.integers(min_value=0, max_value=300), min_size=0, max_size=12, unique=True),
+    horizon=st.integers(min_value=1, max_value=90),
+    before_day=st.integers(min_value=0, max_value=400),
+    n_folds=st.integers(min_value=0, max_value=5),
+    min_train=st.integers(min_value=1, max_value=4),
+)
+def test_rolling_folds_property(days: list[int], horizon: int, before_day: int, n_folds: int,
+                                min_train: int) -> None:
+    base = pd.Timestamp("2024-01-01 16:00", tz="UTC")
+    cutoffs = [base + pd.Timedelta(days=d) for d in days]
+    before = base + pd.Timedelta(days=before_day)
+    gap = pd.Timedelta(days=horizon)
+    folds = rolling_folds(cutoffs, before, horizon_days=horizon, n_folds=n_folds,
+                          min_train_cutoffs=min_train)
+    # Brute force: every cutoff H before `before` with enough training cutoffs H before it;
+    # the latest n_folds of them.
+    ordered = sorted(cutoffs)
+    qualifying = [v for v in ordered
+                  if v + gap <= before and sum(c + gap <= v for c in ordered) >= min_train]
+    expected = qualifying[max(len(qualifying) - n_folds, 0):] if n_folds else []
+    assert [v for _, v in folds] == expected
+    assert len(folds) <= n_folds
+    for train, v in folds:
+        assert v + gap <= before
+        assert len(train) >= min_train
+        assert all(c + gap <= v for c in train)
+        assert train == tuple(c for c in ordered if c + gap <= v)  # every earlier cutoff

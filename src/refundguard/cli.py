@@ -105,6 +105,9 @@ def validate(
             f"{r['rows_quarantined']:>7,} quarantined, "
             f"{r['duplicates_collapsed']:>6,} duplicates collapsed"
         )
+        if r.get("mapped_columns"):
+            mapped = ", ".join(f"{k} -> {v}" for k, v in r["mapped_columns"].items())
+            typer.echo(f"{'':8s} columns mapped: {mapped}")
     typer.echo(f"quarantine: {out / 'quarantine.csv'}")
 
 
@@ -308,5 +311,10 @@ def model_info(
 
 
 def main() -> None:
-    """Entry point for ``python -m refundguard``."""
+    """Entry point of the ``refundguard`` command and of ``python -m refundguard``."""
+    # LightGBM's OpenMP threads spin while they wait by default; on a machine shared with
+    # other jobs that made training 4-7x slower here (benchmarks/README.md). Passive
+    # waiting costs little on an idle machine. Set before LightGBM loads; a user's own
+    # setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()

@@ -106,7 +106,13 @@ def _read_csv_careful(path: Path, encoding: str) -> pd.DataFrame:
     # A long review text must not stop the file (the default limit is 128 KiB).
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     with path.open(encoding=encoding, newline="") as fh:
-        rows = [r for r in csv.reader(fh) if any(f.strip() for f in r)]
+        # strict: a quote left open to the end of the file is an error, not one giant
+        # field that silently swallows every line after it.
+        reader = csv.reader(fh, strict=True)
+        try:
+            rows = [r for r in reader if any(f.strip() for f in r)]
+        except csv.Error as exc:
+            raise csv.Error(f"line {reader.line_num}: {exc}") from exc
     if not rows:
         raise pd.errors.EmptyDataError("no header row")
     header, body = _unique_names(rows[0]), rows[1:]
@@ -166,7 +172,6 @@ def _read_excel(path: Path) -> pd.DataFrame:
     )
     if not len(df.columns):
         raise pd.errors.EmptyDataError("no header row")
-    # Excel names unnamed header cells "Unnamed: 3"; a blank header is a blank header.
     return df
 
 

@@ -210,8 +210,8 @@ def choose_bounds(
     y = np.asarray(y_true)
     if prob.size == 0 or prob.shape != y.shape:
         raise ValueError("choose_bounds needs one label per probability, and some rows")
-    if np.isnan(prob).any() or not np.isin(y, (0, 1)).all():
-        raise ValueError("choose_bounds needs finite probabilities and 0/1 labels")
+    if not ((prob >= 0) & (prob <= 1)).all() or not np.isin(y, (0, 1)).all():
+        raise ValueError("choose_bounds needs probabilities in [0, 1] and 0/1 labels")
     y = y.astype(bool)
     if policy.bounds is not None:
         bounds = (policy.bounds[0], policy.bounds[1], policy.bounds[2])

