@@ -8,6 +8,8 @@ from tests.conftest import run
 from typer.testing import CliRunner
 
 from refundguard.cli import app
+from refundguard.features import NO_HISTORY
+from refundguard.scorer import OUTPUT_COLUMNS
 
 runner = CliRunner()
 
@@ -31,8 +33,11 @@ def test_score_writes_scores_for_the_list(project: Path, tmp_path: Path) -> None
                project)
     scores = pd.read_csv(out, encoding="utf-8-sig")
     assert list(scores["buyer_id"]) == buyers
-    assert list(scores.columns) == ["buyer_id", "probability", "risk_score", "tier"]
+    assert tuple(scores.columns) == OUTPUT_COLUMNS
     assert scores["probability"].between(0, 1).all()
+    # The unknown buyer has no history: the catalog's tier and reason.
+    assert scores["tier"].iloc[-1] == NO_HISTORY.tier
+    assert scores["reasons_zh"].iloc[-1] == NO_HISTORY.zh
     assert "scored 21 buyers" in proc.stdout
 
 

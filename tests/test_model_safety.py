@@ -80,13 +80,13 @@ CATALOG = [
 ]
 
 CORRUPT = [
-    pytest.param(write_file("model.txt", b""), "", id="empty-model"),
-    pytest.param(write_file("model.txt", bytes(range(256)) * 40), "", id="random-bytes-model"),
-    pytest.param(flip_bytes, "", id="flipped-bytes-model"),
+    pytest.param(write_file("model.txt", b""), None, id="empty-model"),
+    pytest.param(write_file("model.txt", bytes(range(256)) * 40), None, id="random-bytes-model"),
+    pytest.param(flip_bytes, None, id="flipped-bytes-model"),
     pytest.param(remove("model.txt"), "cannot load scorer", id="missing-model"),
     pytest.param(write_file("scorer.json", b"{not json"), "cannot load scorer",
                  id="scorer-json-not-json"),
-    pytest.param(write_file("scorer.json", b"[1, 2]"), "", id="scorer-json-a-list"),
+    pytest.param(write_file("scorer.json", b"[1, 2]"), None, id="scorer-json-a-list"),
     pytest.param(edit_json("scorer.json", lambda d: d.pop("features") and None),
                  "cannot load scorer",
                  id="scorer-json-without-features"),
@@ -94,8 +94,8 @@ CORRUPT = [
                  "unsupported scorer format", id="other-format"),
     pytest.param(edit_json("scorer.json", lambda d: d.update(features=["a", "b"])),
                  "feature list", id="feature-list-mismatch"),
-    pytest.param(write_file("calibration.json", b"\x00\x01"), "", id="calibration-garbage"),
-    pytest.param(edit_json("calibration.json", lambda d: {"method": "magic"}), "",
+    pytest.param(write_file("calibration.json", b"\x00\x01"), None, id="calibration-garbage"),
+    pytest.param(edit_json("calibration.json", lambda d: {"method": "magic"}), None,
                  id="calibration-unknown-method"),
     pytest.param(remove("calibration.json"), "cannot load scorer", id="missing-calibration"),
     pytest.param(lambda f: (f / "MLmodel").unlink(), "not an exported refundguard scorer",
@@ -114,7 +114,7 @@ def test_model_for_another_feature_catalog_is_refused(scorer_copy: Path,
 
 @pytest.mark.parametrize(("damage", "message"), CORRUPT)
 def test_corrupted_model_folder_is_refused(scorer_copy: Path, damage: Damage,
-                                           message: str) -> None:
+                                           message: str | None) -> None:
     damage(scorer_copy)
     with pytest.raises(ModelError, match=message):
         Scorer.load(scorer_copy)

@@ -131,6 +131,21 @@ def test_unexpected_column_is_named(scorer: Scorer, rows: pd.DataFrame, column: 
         scorer.score(rows.assign(**{column: 1}))
 
 
+def test_duplicate_column_is_named(scorer: Scorer, rows: pd.DataFrame) -> None:
+    doubled = pd.concat([rows, rows[["spend_30d"]]], axis=1)
+    with pytest.raises(InputError, match="'spend_30d' more than once"):
+        scorer.score(doubled)
+
+
+@pytest.mark.parametrize("dtype", ["Int64", "Float64", "float32", "bool"])
+def test_numeric_dtypes_are_accepted(scorer: Scorer, rows: pd.DataFrame, dtype: str) -> None:
+    converted = rows.copy()
+    converted["orders_30d"] = (converted["orders_30d"] > 0) if dtype == "bool" else (
+        converted["orders_30d"].astype(dtype))
+    out = scorer.score(converted)
+    assert out["probability"].notna().all()
+
+
 def test_infinite_value_is_named(scorer: Scorer, rows: pd.DataFrame) -> None:
     bad = rows.copy()
     bad.loc[0, "spend_30d"] = np.inf

@@ -214,10 +214,10 @@ def score(
     model: Annotated[Path, typer.Option(help="Exported scorer folder.")] = paths.SCORER_DIR,
     data: Annotated[
         Path | None,
-        typer.Option(help="Folder of raw tables (orders, refunds, ...) [default: data/simulated]."),
+        typer.Option(help="Folder of raw tables (orders, refunds, ...; default: data/simulated)."),
     ] = None,
     buyers: Annotated[
-        Path | None, typer.Option(help="CSV with a buyer_id column [default: buyers.csv].")
+        Path | None, typer.Option(help="CSV with a buyer_id column (default: buyers.csv).")
     ] = None,
     as_of: Annotated[
         str,
