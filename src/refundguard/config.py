@@ -353,7 +353,7 @@ class ScoreParams:
         chunk_size: Buyers scored per chunk.
     """
 
-    chunk_size: int = 100_000
+    chunk_size: int = 20_000
 
 
 @dataclass(frozen=True)

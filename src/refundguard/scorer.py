@@ -16,6 +16,7 @@ no stored code.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -67,6 +68,24 @@ ARTIFACTS = {
 }
 
 
+def content_id(files: Mapping[str, Path]) -> str:
+    """A content id of a model: the same files give the same id, on any machine.
+
+    Args:
+        files: The model's data files by artifact name (all of :data:`ARTIFACTS` but
+            "scorer" and "sentiment").
+
+    Returns:
+        "rg-" and the first 12 hex digits of a SHA-256 over names and bytes.
+    """
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0")
+        h.update(files[name].read_bytes())
+        h.update(b"\0")
+    return "rg-" + h.hexdigest()[:12]
+
+
 @dataclass
 class Scorer:
     """Scores buyers from feature rows or from raw event tables.
@@ -115,10 +134,22 @@ class Scorer:
         """
         try:
             config = read_json(Path(artifacts["scorer"]))
+            if not isinstance(config, dict):
+                raise ModelError("cannot load scorer: scorer.json is not a JSON object")
             if config.get("format") != SCORER_FORMAT:
                 raise ModelError(
                     f"unsupported scorer format {config.get('format')!r} "
                     f"(this refundguard reads {SCORER_FORMAT})"
+                )
+            # Check the files against the exported content id before LightGBM parses
+            # them: a truncated model.txt can crash LightGBM's C++ reader outright, and an
+            # edited one would load silently and score differently.
+            files = {k: Path(v) for k, v in artifacts.items() if k not in ("scorer", "sentiment")}
+            found, stored = content_id(files), config.get("model_version")
+            if stored != found:
+                raise ModelError(
+                    f"model files differ from the exported model ({found} != {stored}): "
+                    "damaged or edited; export the model again"
                 )
             booster = lgb.Booster(model_file=str(artifacts["booster"]))
             calibrator = Calibrator.from_dict(read_json(Path(artifacts["calibration"])))
