@@ -297,6 +297,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None,
                     help="build the project in this (new) folder and keep it, for --project")
     args = ap.parse_args()
+    load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="rg-bench-scorer-") as tmp:
         root = args.project
         if root is None:
@@ -309,8 +310,10 @@ def main() -> None:
         sim = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
     buyers = int(sim.get("simulate", {}).get("n_buyers", args.buyers))
     result["world_buyers"] = buyers
+    # The load average says whether other work shared the cores during the run.
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                         "platform": platform.platform()}
+                         "platform": platform.platform(), "load_before": load_before,
+                         "load_after": list(os.getloadavg())}
     result["command"] = " ".join(["benchmarks/bench_scorer.py", *sys.argv[1:]])
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"scorer_{buyers}.json"

@@ -11,6 +11,7 @@ from refundguard.config import (
     BaseParams,
     DataParams,
     LightGBMParams,
+    SearchRange,
     Params,
     PolicyParams,
     TrainParams,
@@ -40,9 +41,12 @@ def test_default_values() -> None:
     assert p.base.horizon_days == 56
     assert p.data.encoding == "auto"
     assert p.simulate.worlds == ("default",)
-    assert p.train.calibration == "isotonic"
+    assert p.train.calibration == "auto"
+    assert p.train.reweight == "check"
     assert p.train.lightgbm == LightGBMParams()
-    assert p.policy == PolicyParams(standard_from=0.02, review_from=0.2, restrict_from=0.6)
+    assert p.train.tuning.n_trials > 0 and "num_leaves" in p.train.tuning.search_space
+    assert p.policy.bounds is None
+    assert p.policy.loss_prevented["restrict"] == 1.0 and p.policy.friction["trusted"] == 0.0
     assert p.features.windows_days == (30, 90, 365)
 
 
@@ -110,7 +114,12 @@ def test_repo_params_yaml_loads() -> None:
     assert p.features.windows_days == tuple(raw["features"]["windows_days"])
     assert p.simulate.worlds == tuple(raw["simulate"]["worlds"])
     assert p.simulate.label_delay_days == tuple(raw["simulate"]["label_delay_days"])
-    assert p.policy.restrict_from == raw["policy"]["restrict_from"]
+    assert p.policy.abuse_loss == raw["policy"]["abuse_loss"]
+    assert p.policy.review_capacity_per_day == raw["policy"]["review_capacity_per_day"]
+    assert p.train.monotone_increasing == tuple(raw["train"]["monotone_increasing"])
+    assert p.train.tuning.search_space["num_leaves"] == SearchRange(
+        **raw["train"]["tuning"]["search_space"]["num_leaves"]
+    )
     assert p.data.encoding == raw["data"]["encoding"]
 
 
@@ -120,12 +129,12 @@ def test_default_path_is_the_repo_params_file() -> None:
 
 def test_load_params_reads_a_file(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text("base:\n  seed: 3\n  timezone: UTC\npolicy:\n  restrict_from: 0.7\n",
+    path.write_text("base:\n  seed: 3\n  timezone: UTC\npolicy:\n  abuse_loss: 70\n",
                     encoding="utf-8")
     p = load_params(path)
     assert p.base.seed == 3
     assert p.base.timezone == "UTC"
-    assert p.policy.restrict_from == 0.7
+    assert p.policy.abuse_loss == 70.0
 
 
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
@@ -143,7 +152,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ({"bogus": {}}, "bogus"),
         ({"base": {"sed": 1}}, "base.sed"),
         ({"train": {"lightgbm": {"num_leafs": 3}}}, "train.lightgbm.num_leafs"),
-        ({"policy": {"review_from": 0.3, "zzz": 1}}, "policy.zzz"),
+        ({"policy": {"abuse_loss": 30.0, "zzz": 1}}, "policy.zzz"),
     ],
 )
 def test_unknown_key_names_the_key(raw: dict[str, Any], name: str) -> None:
@@ -202,29 +211,48 @@ def test_wrong_type_names_the_key(raw: dict[str, Any], name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "policy",
+    ("policy", "match"),
     [
-        {"standard_from": 0.3, "review_from": 0.2},
-        {"standard_from": 0.2, "review_from": 0.2},
-        {"review_from": 0.6, "restrict_from": 0.6},
-        {"review_from": 0.7, "restrict_from": 0.6},
-        {"restrict_from": 1.0},
-        {"standard_from": 0.0},
-        {"standard_from": -0.1},
+        ({"bounds": [0.3, 0.2, 0.6]}, "policy.bounds"),
+        ({"bounds": [0.2, 0.2, 0.6]}, "policy.bounds"),
+        ({"bounds": [0.1, 0.2, 1.0]}, "policy.bounds"),
+        ({"bounds": [0.1, 0.2]}, "policy.bounds"),
+        ({"abuse_loss": 0.0}, "abuse_loss"),
+        ({"max_honest_above_standard": 0.0}, "max_honest_above_standard"),
+        ({"review_capacity_per_day": -1.0}, "review_capacity_per_day"),
+        ({"loss_prevented": {"trusted": 0.5, "standard": 0.3, "review": 0.9,
+                             "restrict": 1.0}}, "must not decrease"),
+        ({"friction": {"trusted": 0.0, "standard": 1.0}}, "exactly the tiers"),
+        ({"loss_prevented": {"trusted": 0.0, "standard": 0.3, "review": 0.9,
+                             "restrict": 1.5}}, "at most 1"),
     ],
 )
-def test_policy_thresholds_must_be_ordered(policy: dict[str, float]) -> None:
-    with pytest.raises(ConfigError, match="policy thresholds"):
+def test_bad_policy_costs_and_limits_are_named(policy: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
         params_from_dict({"policy": policy})
 
 
-def test_policy_thresholds_ordered_are_accepted() -> None:
-    p = params_from_dict(
-        {"policy": {"standard_from": 0.01, "review_from": 0.5, "restrict_from": 0.99}}
-    )
-    assert (p.policy.standard_from, p.policy.review_from, p.policy.restrict_from) == (
-        0.01, 0.5, 0.99
-    )
+def test_fixed_policy_bounds_are_accepted() -> None:
+    p = params_from_dict({"policy": {"bounds": [0.01, 0.5, 0.99]}})
+    assert p.policy.bounds == (0.01, 0.5, 0.99)
+
+
+@pytest.mark.parametrize(
+    ("train", "match"),
+    [
+        ({"n_calibration_cutoffs": 0}, "n_\\*_cutoffs"),
+        ({"tuning": {"n_folds": 0}}, "n_folds"),
+        ({"tuning": {"search_space": {"objective": {"low": 0, "high": 1}}}}, "not a tunable"),
+        ({"tuning": {"search_space": {"lambda_l2": {"low": 0, "high": 1, "log": True}}}},
+         "low > 0"),
+        ({"tuning": {"search_space": {"num_leaves": {"low": 9, "high": 3}}}}, "low <= high"),
+        ({"reweight": "sometimes"}, "reweight"),
+        ({"calibration": "beta"}, "calibration"),
+    ],
+)
+def test_bad_train_settings_are_named(train: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        params_from_dict({"train": train})
 
 
 @pytest.mark.parametrize(
@@ -313,6 +341,9 @@ def test_every_block_is_a_frozen_dataclass() -> None:
         return found
 
     blocks = walk(Params())
-    assert len(blocks) == 12  # Params, ten stage blocks and LightGBMParams
+    # Params, eleven stage blocks, LightGBMParams, TuningParams (SearchRanges sit in a dict).
+    assert len(blocks) == 14
+    ranges = Params().train.tuning.search_space.values()
+    assert all(type(r).__dataclass_params__.frozen for r in ranges)  # type: ignore[attr-defined]
     for block in blocks:
         assert type(block).__dataclass_params__.frozen  # type: ignore[attr-defined]

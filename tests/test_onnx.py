@@ -119,6 +119,21 @@ def test_tree_shapes_and_objectives_convert_exactly(rng: np.random.Generator,
     np.testing.assert_allclose(raw, booster.predict(x), rtol=0, atol=1e-12)
 
 
+def test_infinite_thresholds_keep_lightgbm_direction(rng: np.random.Generator) -> None:
+    # Where only "missing or not" matters, LightGBM splits at threshold inf (NaN one way,
+    # every number, inf included, the other); the JSON dump writes it as 1e300.
+    x = rng.normal(size=(400, 2))
+    missing = rng.random(400) < 0.3
+    x[missing, 0] = np.nan
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_leaves": 3,
+                         "min_data_in_leaf": 5}, lgb.Dataset(x, label=missing.astype(int)),
+                        num_boost_round=3)
+    assert "threshold=inf" in booster.model_to_string()
+    x[:20, 0] = np.inf
+    raw, _ = _raw(_session(booster_to_onnx(booster)), x)
+    np.testing.assert_allclose(raw, booster.predict(x), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("params", [{"objective": "regression"},
                                     {"objective": "multiclass", "num_class": 3}])
 def test_models_it_cannot_express_are_refused(rng: np.random.Generator,
