@@ -8,7 +8,6 @@ Registry as champion or challenger, and records that in ``reports/registry.json`
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -35,7 +34,7 @@ from refundguard.paths import (
     SCORER_DIR,
     SENTIMENT_MODEL_DIR,
 )
-from refundguard.scorer import ARTIFACTS, SCORER_FORMAT, Scorer
+from refundguard.scorer import ARTIFACTS, SCORER_FORMAT, Scorer, content_id
 from refundguard.train import TRAINING_FILE, split_from_info
 
 log = logging.getLogger(__name__)
@@ -86,18 +85,16 @@ def model_artifacts(model_dir: Path) -> dict[str, Path]:
 def model_version(files: Mapping[str, Path]) -> str:
     """A content id of the model: the same files give the same id, on any machine.
 
+    The scorer checks the files against it when it loads them
+    (:func:`refundguard.scorer.content_id`).
+
     Args:
         files: The model's files by artifact name (see :func:`model_artifacts`).
 
     Returns:
         "rg-" and the first 12 hex digits of a SHA-256 over names and bytes.
     """
-    h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(name.encode() + b"\0")
-        h.update(files[name].read_bytes())
-        h.update(b"\0")
-    return "rg-" + h.hexdigest()[:12]
+    return content_id(files)
 
 
 def scorer_config(
