@@ -232,6 +232,16 @@ def test_bad_policy_costs_and_limits_are_named(policy: dict[str, object], match:
         params_from_dict({"policy": policy})
 
 
+@pytest.mark.parametrize(
+    "registry",
+    [{"min_improvement": float("nan")}, {"min_improvement": float("inf")}, {"name": ""},
+     {"name": "a/b"}, {"name": "x@champion"}],
+)
+def test_bad_registry_settings_are_refused(registry: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match="registry"):
+        params_from_dict({"registry": registry})
+
+
 def test_fixed_policy_bounds_are_accepted() -> None:
     p = params_from_dict({"policy": {"bounds": [0.01, 0.5, 0.99]}})
     assert p.policy.bounds == (0.01, 0.5, 0.99)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -502,6 +503,14 @@ def _check(p: Params) -> None:
     if not 0 < p.validate.max_reject_share <= 1:
         raise ConfigError("params: validate.max_reject_share must be in (0, 1]")
     _check_policy(p.policy)
+    reg = p.registry
+    if not math.isfinite(reg.min_improvement) or not reg.name or any(
+        c in reg.name for c in "/@:"
+    ):
+        raise ConfigError(
+            "params: registry.min_improvement must be a finite number and registry.name a "
+            "non-empty name without '/', '@' or ':'"
+        )
     t = p.train
     if min(t.n_valid_cutoffs, t.n_calibration_cutoffs, t.n_test_cutoffs) < 1:
         raise ConfigError("params: train.n_*_cutoffs must each be >= 1")
