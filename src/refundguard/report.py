@@ -27,6 +27,7 @@ OPTION_LABELS = {
     "model": "Model (LightGBM)",
 }
 SCORER_LABELS = {"model": "Model", "logistic": "Logistic regression", "baseline": "Rule"}
+SCORERS_ORDER = ("model", "logistic", "baseline")
 COLORS = {"model": "#1f5fbf", "logistic": "#d98c1a", "baseline": "#7a7a7a"}
 LOOKALIKES = ("size_bracketer", "logistics_victim", "picky_reviewer", "household")
 ABUSERS = ("refund_only_claimer", "extortion_reviewer", "wardrober", "ring_member")
@@ -76,6 +77,24 @@ def _figure(width: float = 5.0, height: float = 3.6) -> tuple[Any, Any]:
     return fig, fig.add_subplot()
 
 
+def _curves_plot(
+    curves: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], which: int
+) -> str:
+    fig, ax = _figure()
+    x, y = ("fpr", "tpr") if which == 0 else ("recall", "precision")
+    for name, pair in curves.items():
+        frame = pair[which]
+        ax.plot(frame[x], frame[y], label=SCORER_LABELS.get(name, name), color=COLORS.get(name))
+    if which == 0:
+        ax.plot([0, 1], [0, 1], color="#cccccc", lw=0.8, ls="--")
+        ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC (test)")
+    else:
+        ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (test)",
+               ylim=(0, 1.02))
+    ax.legend(loc="lower right" if which == 0 else "upper right", fontsize=8)
+    return _svg(fig)
+
+
 def roc_plot(curves: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]]) -> str:
     """ROC curves of every scorer.
 
@@ -85,14 +104,7 @@ def roc_plot(curves: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]]) -> str:
     Returns:
         SVG text.
     """
-    fig, ax = _figure()
-    for name, (roc, _) in curves.items():
-        ax.plot(roc["fpr"], roc["tpr"], label=SCORER_LABELS.get(name, name),
-                color=COLORS.get(name))
-    ax.plot([0, 1], [0, 1], color="#cccccc", lw=0.8, ls="--")
-    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC (test)")
-    ax.legend(loc="lower right", fontsize=8)
-    return _svg(fig)
+    return _curves_plot(curves, 0)
 
 
 def pr_plot(curves: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]]) -> str:
@@ -104,14 +116,7 @@ def pr_plot(curves: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]]) -> str:
     Returns:
         SVG text.
     """
-    fig, ax = _figure()
-    for name, (_, pr) in curves.items():
-        ax.plot(pr["recall"], pr["precision"], label=SCORER_LABELS.get(name, name),
-                color=COLORS.get(name))
-    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall (test)",
-           ylim=(0, 1.02))
-    ax.legend(loc="upper right", fontsize=8)
-    return _svg(fig)
+    return _curves_plot(curves, 1)
 
 
 def calibration_plot(rel: pd.DataFrame) -> str:
@@ -373,5 +378,3 @@ abusers. Data hash {html.escape(str(data.info.get("data_hash", ""))[:12])}, comm
 </body></html>
 """
 
-
-SCORERS_ORDER = ("model", "logistic", "baseline")
