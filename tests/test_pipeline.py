@@ -88,6 +88,13 @@ def test_rerun_gives_byte_identical_features_model_and_metrics(project: Path) ->
     before = {f: _sha(project / f) for f in files}
     run(["dvc", "repro", "--force", "--single-item", "features"], project)
     run(["dvc", "repro", "--force", "--single-item", "train"], project)
+    gate_before = json.loads((project / "reports/gate.json").read_text(encoding="utf-8"))
     run(["dvc", "repro", "--force", "--single-item", "evaluate"], project)
     after = {f: _sha(project / f) for f in files}
     assert after == before
+    # The first run had no champion; the export registered this model, so the re-run
+    # finds it is the champion already rather than a challenger to itself.
+    assert gate_before["decision"] == "champion" and gate_before["champion"] is None
+    gate = json.loads((project / "reports/gate.json").read_text(encoding="utf-8"))
+    assert gate["decision"] == "champion"
+    assert "already the champion" in gate["note"]

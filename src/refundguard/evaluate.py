@@ -486,7 +486,7 @@ def gate_decision(
 
 
 def _champion_metric(
-    name: str, metric: str, test: pd.DataFrame, features: tuple[str, ...]
+    name: str, metric: str, test: pd.DataFrame, candidate_id: str
 ) -> tuple[float | None, str | None, str]:
     """Score the test rows with the registry's champion; (metric, version, note)."""
     from refundguard import registry
@@ -502,6 +502,8 @@ def _champion_metric(
     folder, version = found
     try:
         champion = Scorer.load(folder)
+        if champion.model_version == candidate_id:
+            return None, version, f"this model is already the champion (version {version})"
         cols = ["buyer_id", *champion.features]
         prob = champion.score(test.loc[:, cols], reasons=False)["probability"].to_numpy()
     except (RefundGuardError, KeyError) as exc:
@@ -599,7 +601,12 @@ def main(
         )
     reg = params.registry
     candidate = float(metrics[f"model.{reg.metric}"])
-    champ, champ_version, note = _champion_metric(reg.name, reg.metric, test, model.features)
+    from refundguard.scorer import ARTIFACTS, content_id
+
+    candidate_id = content_id(
+        {k: model_dir / v for k, v in ARTIFACTS.items() if k not in ("scorer", "sentiment")}
+    )
+    champ, champ_version, note = _champion_metric(reg.name, reg.metric, test, candidate_id)
     gate = gate_decision(
         candidate, champ, champ_version, metric=reg.metric,
         min_improvement=reg.min_improvement, note=note,
