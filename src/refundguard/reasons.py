@@ -44,6 +44,18 @@ class Reason:
     zh: str
 
 
+# How a catalog unit is written in a reason sentence; other units print as plain numbers.
+_UNIT_FORMATS: dict[str, str] = {
+    "share": "{:.0%}",
+    "cny": "¥{:,.0f}",
+    "hours": "{:.1f} h",
+    "days": "{:.0f} d",
+    "ratio": "{:.1f}x",
+    "stars": "{:.1f}★",
+    "score": "{:.2f}",
+}
+
+
 def format_value(value: float, unit: str) -> str:
     """A feature value as a person reads it.
 
@@ -56,20 +68,9 @@ def format_value(value: float, unit: str) -> str:
     """
     if not math.isfinite(value):
         return "-"
-    if unit == "share":
-        return f"{value:.0%}"
-    if unit == "cny":
-        return f"¥{value:,.0f}"
-    if unit == "hours":
-        return f"{value:.1f} h"
-    if unit == "days":
-        return f"{value:.0f} d"
-    if unit == "ratio":
-        return f"{value:.1f}x"
-    if unit == "stars":
-        return f"{value:.1f}★"
-    if unit == "score":
-        return f"{value:.2f}"
+    template = _UNIT_FORMATS.get(unit)
+    if template is not None:
+        return template.format(value)
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
