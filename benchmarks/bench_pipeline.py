@@ -76,7 +76,7 @@ def run(buyers: int, days: int | None) -> dict[str, object]:
         "stages": stages,
         "total_seconds": sum(s["seconds"] for s in stages.values()),
         "test_average_precision": {k: metrics[k]["average_precision"]
-                                   for k in ("model", "baseline")},
+                                   for k in ("model", "plain")},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "command": f".venv/bin/python benchmarks/bench_pipeline.py --buyers {buyers}",

@@ -22,4 +22,9 @@ if [ ! -f "$stamp" ] || ! cmp -s requirements.lock "$stamp"; then
 fi
 # setuptools and wheel come pinned from the lock file, so the build needs no download.
 quiet_pip install --no-deps --no-build-isolation -e .
+# Java runs only the Spark engine (features.engine: spark) and the Spark test tier; the
+# local engine never needs it, so a missing java is a warning, not a failed set-up.
+if ! java -version >/dev/null 2>&1; then
+  echo "setup: warning: java not found; the Spark engine and tests need Java 17: apt-get install openjdk-17-jre-headless" >&2
+fi
 echo "setup: ready ($(.venv/bin/refundguard --help >/dev/null && echo 'refundguard installed'))"

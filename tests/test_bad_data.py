@@ -68,26 +68,32 @@ def assert_report_matches_quarantine_file(out: Path) -> None:
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     q = pd.read_csv(out / "quarantine.csv", encoding="utf-8-sig", dtype={"row": "int64"})
     assert set(q["table"]) <= set(report)
+    assert set(q["action"]) <= {"row_rejected", "field_nulled"}
     for name, r in report.items():
-        rows = q[q["table"] == name]
-        assert len(rows) == r["rows_quarantined"], name
-        assert rows["row"].is_unique, name
+        listed = q[q["table"] == name]
+        assert listed["row"].is_unique, name
         valid = pd.read_parquet(out / f"{name}.parquet")
         assert len(valid) == r["rows_valid"], name
         assert r["rows_in"] == r["rows_valid"] + r["rows_quarantined"] + r[
             "duplicates_collapsed"
         ], name
-        counts: Counter[str] = Counter()
-        for joined in rows["reason"]:
-            counts.update({reason_kind(p) for p in joined.split("; ")})
-        assert r["reasons"] == dict(counts), name
-        for record in rows["record"]:
+        for action, rows_key, counts_key in (("row_rejected", "rows_quarantined", "reasons"),
+                                             ("field_nulled", "rows_fields_nulled",
+                                              "fields_nulled")):
+            rows = listed[listed["action"] == action]
+            assert len(rows) == r[rows_key], (name, action)
+            counts: Counter[str] = Counter()
+            for joined in rows["reason"]:
+                counts.update({reason_kind(p) for p in joined.split("; ")})
+            assert r[counts_key] == dict(counts), (name, action)
+        for record in listed["record"]:
             assert isinstance(json.loads(record), dict)
 
 
-def quarantined(out: Path, table: str) -> dict[int, str]:
+def quarantined(out: Path, table: str, action: str = "row_rejected") -> dict[int, str]:
+    """1-based row -> reasons of one table's quarantine.csv lines with this action."""
     q = pd.read_csv(out / "quarantine.csv", encoding="utf-8-sig", dtype={"row": "int64"})
-    q = q[q["table"] == table]
+    q = q[(q["table"] == table) & (q["action"] == action)]
     return dict(zip(q["row"], q["reason"], strict=True))
 
 
@@ -145,9 +151,6 @@ CASES = [
                  id="time-2025/13/45"),
     pytest.param(set_cell("reviews", 2, "created_at", "昨天"),
                  {"reviews": {3: "created_at: unparseable time '昨天'"}}, id="time-yesterday"),
-    pytest.param(set_cell("refunds", 0, "resolved_at", "2099-01-01 00:00"),
-                 {"refunds": {1: "resolved_at: in the future '2099-01-01 00:00'"}},
-                 id="time-far-future"),
     pytest.param(set_cell("orders", 4, "created_at", "2924-01-05 10:00"),
                  {"orders": {5: "created_at: in the future '2924-01-05 10:00'"},
                   "reviews": {4: "order_id: its order was quarantined"}},
@@ -157,16 +160,59 @@ CASES = [
                  id="unknown-enum"),
     pytest.param(set_cell("refunds", 0, "status", "refunded"),
                  {"refunds": {1: "status: unknown value ('refunded')"}}, id="unknown-status"),
-    pytest.param(set_cell("reviews", 0, "rating", "0"),
-                 {"reviews": {1: "rating: must be >= 1"}}, id="rating-0"),
-    pytest.param(set_cell("reviews", 3, "rating", "7"),
-                 {"reviews": {4: "rating: must be <= 5"}}, id="rating-7"),
     pytest.param(set_cell("orders", 0, "amount", "inf"),
                  {"orders": {1: "amount: not a number 'inf'"},
                   "refunds": {1: "order_id: its order was quarantined"},
                   "reviews": {1: "order_id: its order was quarantined"}},
                  id="infinite-amount"),
+    pytest.param(lambda raw: raw.__setitem__("labels", pd.concat(
+                     [raw["labels"], pd.DataFrame([("b404", "1", "2024-02-04 10:00", "x")],
+                                                  columns=raw["labels"].columns)],
+                     ignore_index=True)),
+                 {"labels": {4: "buyer_id: unknown buyer"}}, id="label-unknown-buyer"),
 ]
+
+# An unusable value of an optional field: (table, 0-based row, column, value, reason).
+FIELD_CASES = [
+    pytest.param("orders", 0, "delivered_at", "2025/13/45",
+                 "delivered_at: unparseable time '2025/13/45'", id="delivered-2025/13/45"),
+    pytest.param("orders", 2, "shipped_at", "下周", "shipped_at: unparseable time '下周'",
+                 id="shipped-next-week"),
+    pytest.param("refunds", 0, "resolved_at", "2099-01-01 00:00",
+                 "resolved_at: in the future '2099-01-01 00:00'", id="time-far-future"),
+    pytest.param("refunds", 1, "instant", "maybe", "instant: not true/false 'maybe'",
+                 id="instant-maybe"),
+    pytest.param("reviews", 0, "rating", "0", "rating: must be >= 1", id="rating-0"),
+    pytest.param("reviews", 3, "rating", "7", "rating: must be <= 5", id="rating-7"),
+    pytest.param("reviews", 1, "rating", "五星", "rating: not a number '五星'", id="rating-text"),
+    pytest.param("buyers", 1, "registered_at", "2025/13/45",
+                 "registered_at: unparseable time '2025/13/45'", id="registered-2025/13/45"),
+]
+
+
+@pytest.mark.parametrize(("table", "row", "column", "value", "reason"), FIELD_CASES)
+def test_unusable_optional_field_is_nulled_in_the_files_and_the_row_kept(
+    tmp_path: Path, table: str, row: int, column: str, value: str, reason: str
+) -> None:
+    raw = raw_tables()
+    if column not in raw[table]:
+        raw[table][column] = None
+    raw[table].loc[row, column] = value
+    _, out = run_files(tmp_path, raw)
+    for name in TABLES:
+        assert quarantined(out, name) == {}, name
+        key = KEYS[name]
+        assert pd.read_parquet(out / f"{name}.parquet")[key].tolist() == raw[name][key].tolist()
+    kept = pd.read_parquet(out / f"{table}.parquet")
+    assert pd.isna(kept[column].iloc[row])
+    got = quarantined(out, table, "field_nulled")
+    assert set(got) == {row + 1} and reason in got[row + 1], got
+    q = pd.read_csv(out / "quarantine.csv", encoding="utf-8-sig", dtype={"row": "int64"})
+    assert json.loads(q["record"].iloc[0])[column] == value
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report[table]["rows_fields_nulled"] == 1
+    assert report[table]["rows_quarantined"] == 0
+    assert_report_matches_quarantine_file(out)
 
 
 @pytest.mark.parametrize(("mutate", "expected"), CASES)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import math
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from refundguard import Scorer
+from refundguard import Scorer, progress
 from refundguard.batch import score_file
 from refundguard.cli import app
 from refundguard.errors import InputError
+from refundguard.scorer import HISTORY_FEATURES
 
 runner = CliRunner()
 
@@ -57,7 +61,8 @@ def test_streamed_scores_equal_in_memory_scores(scorer: Scorer, features_file: P
     else:
         assert out.read_bytes().startswith(b"\xef\xbb\xbf")
         got = pd.read_csv(out, encoding="utf-8-sig", dtype={"buyer_id": "str"})
-    assert list(got.columns) == list(expected.columns)
+    # The file's cutoff column is kept, right after buyer_id.
+    assert list(got.columns) == ["buyer_id", "cutoff", *expected.columns[1:]]
     assert got["buyer_id"].tolist() == expected["buyer_id"].tolist()
     np.testing.assert_allclose(got["probability"], expected["probability"], rtol=0, atol=1e-12)
     assert got["tier"].tolist() == expected["tier"].tolist()
@@ -72,8 +77,10 @@ def test_each_call_sees_at_most_one_chunk(scorer: Scorer, features_file: Path,
 
     def spy(self: Scorer, features: pd.DataFrame, *args: object, **kwargs: object) -> object:
         sizes.append(len(features))
-        # Only the columns the model needs are read, not cutoff or target.
-        assert set(features.columns) == {"buyer_id", *self.features}
+        # Only the columns the model needs are read (and a history feature the model may
+        # lack, for the no-history tier), not cutoff or target.
+        needed = {"buyer_id", *self.features}
+        assert needed <= set(features.columns) <= needed | set(HISTORY_FEATURES)
         return real(self, features, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Scorer, "score", spy)
@@ -102,7 +109,8 @@ def test_empty_feature_file_gives_an_empty_result(scorer: Scorer, features_file:
         back = pd.read_parquet(out) if out.suffix == ".parquet" else pd.read_csv(
             out, encoding="utf-8-sig")
         assert back.empty
-        assert list(back.columns)[:4] == ["buyer_id", "probability", "risk_score", "tier"]
+        assert list(back.columns)[:5] == ["buyer_id", "cutoff", "probability", "risk_score",
+                                          "tier"]
 
 
 def test_bad_input_is_named_and_leaves_the_previous_output(scorer: Scorer, features_file: Path,
@@ -166,3 +174,97 @@ def test_cli_score_features_misuse_is_one_line(project: Path, features_file: Pat
     assert result.exit_code == 2
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_several_cutoffs_stay_apart(scorer: Scorer, features_file: Path, tmp_path: Path) -> None:
+    """The same buyer at different cutoffs: each output row says which cutoff it is."""
+    snaps = pd.read_parquet(features_file)
+    assert snaps["cutoff"].nunique() > 1
+    out = tmp_path / "s.parquet"
+    score_file(scorer, features_file, out, chunk_size=300)
+    got = pd.read_parquet(out)
+    pd.testing.assert_series_equal(got["cutoff"], snaps["cutoff"], check_names=True)
+    assert got.groupby("cutoff").size().to_dict() == snaps.groupby("cutoff").size().to_dict()
+    # Without a cutoff column there is none in the output.
+    plain = tmp_path / "plain.parquet"
+    snaps.drop(columns=["cutoff"]).head(50).to_parquet(plain, index=False)
+    score_file(scorer, plain, tmp_path / "p.parquet")
+    assert "cutoff" not in pd.read_parquet(tmp_path / "p.parquet").columns
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        return True
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+@pytest.fixture
+def loud(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(progress.ENV_QUIET, raising=False)
+
+
+@pytest.mark.usefixtures("loud")
+def test_bar_is_drawn_on_a_terminal_and_counts_right() -> None:
+    stream = _Terminal()
+    assert progress.enabled(stream)
+    with progress.bar("scoring", total=7, stream=stream) as advance:
+        for n in (3, 3, 1):
+            advance(n)
+    assert advance.done == 7
+    shown = _plain(stream.getvalue())
+    assert "scoring" in shown and "7/7" in shown
+    stream = _Terminal()
+    items = list(progress.track(["a", "b", "c"], "sentiment", stream=stream))
+    assert items == ["a", "b", "c"]
+    assert "3/3" in _plain(stream.getvalue())
+
+
+@pytest.mark.usefixtures("loud")
+def test_bar_is_silent_when_not_a_terminal() -> None:
+    stream = io.StringIO()
+    assert not progress.enabled(stream)
+    with progress.bar("scoring", total=5, stream=stream) as advance:
+        for _ in range(5):
+            advance()
+    assert advance.done == 5
+    assert list(progress.track(range(4), "x", stream=stream)) == [0, 1, 2, 3]
+    assert stream.getvalue() == ""
+    closed = _Terminal()
+    closed.close()
+    assert not progress.enabled(closed)
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES"])
+def test_bar_is_silent_when_quiet(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(progress.ENV_QUIET, value)
+    stream = _Terminal()
+    assert progress.quiet() and not progress.enabled(stream)
+    with progress.bar("scoring", total=2, stream=stream) as advance:
+        advance(2)
+    assert advance.done == 2
+    assert stream.getvalue() == ""
+    monkeypatch.setenv(progress.ENV_QUIET, "0")
+    assert not progress.quiet() and progress.enabled(stream)
+
+
+@pytest.mark.usefixtures("loud")
+def test_score_file_draws_a_bar_per_chunk_on_a_terminal(
+    scorer: Scorer, features_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = _Terminal()
+    monkeypatch.setattr(sys, "stderr", stream)
+    result = score_file(scorer, features_file, tmp_path / "s.parquet", chunk_size=1000)
+    shown = _plain(stream.getvalue())
+    assert "scoring" in shown and f"{result.rows}/{result.rows}" in shown
+    monkeypatch.setenv(progress.ENV_QUIET, "1")
+    quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    score_file(scorer, features_file, tmp_path / "s.parquet", chunk_size=1000)
+    assert quiet.getvalue() == ""

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refundguard.calibration import Calibrator, fit_calibrator
+from refundguard.calibration import TIE_BREAK, Calibrator, fit_calibrator
 from refundguard.errors import ModelError
 
 METHODS = ["isotonic", "platt"]
@@ -69,19 +69,68 @@ def test_calibrated_mean_matches_the_base_rate(fitted: Calibrator,
     assert raw.mean() > y.mean() + 0.2  # the raw scores were far off
 
 
-def test_isotonic_clips_outside_the_knots(rng: np.random.Generator) -> None:
+def test_isotonic_stays_near_its_end_levels_outside_the_knots(
+    rng: np.random.Generator,
+) -> None:
     raw = rng.uniform(0.2, 0.8, 2000)
     y = (rng.random(2000) < raw).astype(int)
     cal = fit_calibrator(raw, y, "isotonic")
-    assert cal.predict(np.array([0.0]))[0] == cal.y[0]
-    assert cal.predict(np.array([1.0]))[0] == cal.y[-1]
+    low, high = cal.predict(np.array([0.0, 1.0]))
+    # Only the tie-break moves them off the step function's end levels.
+    assert low == pytest.approx((1 - TIE_BREAK) * cal.y[0])
+    assert high == pytest.approx((1 - TIE_BREAK) * cal.y[-1] + TIE_BREAK)
+    assert low < cal.predict(np.array([0.1]))[0] < cal.predict(np.array([0.15]))[0]
 
 
 def test_isotonic_on_perfectly_separated_data() -> None:
     raw = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
     y = np.array([0, 0, 0, 1, 1, 1])
     cal = fit_calibrator(raw, y, "isotonic")
-    np.testing.assert_allclose(cal.predict(raw), y)
+    np.testing.assert_allclose(cal.predict(raw), y, atol=TIE_BREAK)
+    assert (np.diff(cal.predict(raw)) > 0).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("n", [50, 2_000, 40_000])
+def test_calibration_keeps_every_distinct_score_distinct_and_in_order(
+    rng: np.random.Generator, method: str, n: int
+) -> None:
+    # Rare positives, as in abuse data: plain isotonic makes a few dozen plateaus here.
+    raw = rng.beta(0.5, 20.0, n)
+    y = (rng.random(n) < np.clip(raw * 3, 0, 1)).astype(int)
+    cal = fit_calibrator(raw, y, method)  # type: ignore[arg-type]
+    order = np.argsort(raw, kind="stable")
+    prob = cal.predict(raw[order])
+    distinct = np.diff(raw[order]) > 0
+    assert (np.diff(prob)[distinct] > 0).all()
+    assert len(np.unique(prob)) == len(np.unique(raw))
+    # So every ranking metric is the raw score's.
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if 0 < y.sum() < n:
+        same = cal.predict(raw)
+        assert average_precision_score(y, same) == pytest.approx(average_precision_score(y, raw))
+        assert roc_auc_score(y, same) == pytest.approx(roc_auc_score(y, raw))
+
+
+def test_a_step_function_calibration_from_an_old_file_still_loads() -> None:
+    cal = Calibrator.from_dict({"method": "isotonic", "x": [0.1, 0.5], "y": [0.0, 0.5]})
+    assert cal.tie_break == 0.0
+    np.testing.assert_allclose(cal.predict(np.array([0.0, 0.3, 0.9])), [0.0, 0.25, 0.5])
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 2.0])
+def test_tie_break_outside_its_range_is_refused(bad: float) -> None:
+    with pytest.raises(ModelError, match="tie_break"):
+        Calibrator.from_dict({"method": "isotonic", "x": [0.1], "y": [0.2], "tie_break": bad})
+
+
+def test_platt_never_reverses_the_order(rng: np.random.Generator) -> None:
+    raw = rng.random(3000)
+    y = (rng.random(3000) < 1 - raw).astype(int)  # a booster worse than chance
+    cal = fit_calibrator(raw, y, "platt")
+    assert cal.a > 0
+    assert (np.diff(cal.predict(np.sort(raw))) >= 0).all()
 
 
 def test_platt_recovers_a_known_sigmoid(rng: np.random.Generator) -> None:
@@ -123,7 +172,7 @@ def test_round_trip_gives_identical_predictions(fitted: Calibrator) -> None:
 
 def test_to_dict_is_plain_json(fitted: Calibrator) -> None:
     d = fitted.to_dict()
-    assert set(d) == {"method", "x", "y", "a", "b"}
+    assert set(d) == {"method", "x", "y", "a", "b", "tie_break"}
     assert d["method"] == fitted.method
     assert isinstance(d["x"], list) and isinstance(d["y"], list)
     assert all(type(v) is float for v in d["x"] + d["y"])

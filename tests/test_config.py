@@ -38,13 +38,15 @@ def test_default_values() -> None:
     assert p.base.seed == 42
     assert p.base.timezone == "Asia/Shanghai"
     assert p.base.first_cutoff is None and p.base.last_cutoff is None
-    assert p.base.horizon_days == 56
+    assert p.base.horizon_days is None  # derived from the data
+    assert p.base.horizon_bounds_days == (14, 180)
     assert p.data.encoding == "auto"
     assert p.simulate.worlds == ("default",)
     assert p.train.calibration == "auto"
     assert p.train.reweight == "check"
     assert p.train.lightgbm == LightGBMParams()
-    assert p.train.tuning.n_trials > 0 and "num_leaves" in p.train.tuning.search_space
+    # Tuning is opt-in, so that an explicit train.lightgbm setting always takes effect.
+    assert p.train.tuning.n_trials == 0 and "num_leaves" in p.train.tuning.search_space
     assert p.policy.bounds is None
     assert p.policy.loss_prevented["restrict"] == 1.0 and p.policy.friction["trusted"] == 0.0
     assert p.features.windows_days == (30, 90, 365)
@@ -351,9 +353,26 @@ def test_every_block_is_a_frozen_dataclass() -> None:
         return found
 
     blocks = walk(Params())
-    # Params, eleven stage blocks, LightGBMParams, TuningParams (SearchRanges sit in a dict).
-    assert len(blocks) == 14
+    # Params, twelve stage blocks, LightGBMParams, TuningParams (SearchRanges sit in a dict).
+    assert len(blocks) == 15
     ranges = Params().train.tuning.search_space.values()
     assert all(type(r).__dataclass_params__.frozen for r in ranges)  # type: ignore[attr-defined]
     for block in blocks:
         assert type(block).__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_params_yaml_and_the_dataclass_defaults_never_disagree() -> None:
+    # One source of truth for every default: params.yaml as shipped loads to exactly the
+    # dataclasses' defaults, block by block and key by key.
+    import dataclasses
+
+    loaded, defaults = load_params(REPO_PARAMS), Params()
+    for block in dataclasses.fields(Params):
+        a, b = getattr(loaded, block.name), getattr(defaults, block.name)
+        for key in dataclasses.fields(a):
+            assert getattr(a, key.name) == getattr(b, key.name), f"{block.name}.{key.name}"
+    raw = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    # And params.yaml spells out every key, so that a user sees what they can set.
+    for block in dataclasses.fields(Params):
+        assert set(raw[block.name]) == {f.name for f in dataclasses.fields(
+            getattr(defaults, block.name))}, block.name

@@ -1,23 +1,32 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from refundguard.config import PolicyParams
+from refundguard.errors import ConfigError
 from refundguard.evaluate import (
+    MAX_HEADLINE,
+    OPTIONS,
+    PLAIN_FEATURES,
     baseline_score,
     calibration_metrics,
     cost_table,
     curves,
     evaluate_scores,
+    fit_comparators,
     fit_logistic,
+    fit_plain_lightgbm,
+    headline,
     nest,
     option_tiers,
     reliability,
     truth_at_cutoff,
+    write_plot_csv,
 )
 from refundguard.train import sample_rows
 
@@ -80,14 +89,17 @@ def test_calibration_metrics_by_hand() -> None:
     assert rel["rows"].tolist() == [2, 1, 1]
 
 
-def test_option_tiers_cover_the_four_options() -> None:
+def test_option_tiers_cover_every_option() -> None:
     prob = np.array([0.001, 0.5, 0.9])
-    t = option_tiers(prob, (0.01, 0.4, 0.8), prob, (0.6, 0.7, 0.95),
+    t = option_tiers({"model": (prob, (0.01, 0.4, 0.8)), "logistic": (prob, (0.6, 0.7, 0.95)),
+                      "plain": (prob, (0.0005, 0.002, 0.6))},
                      np.array([True, False, False]))
+    assert tuple(t) == OPTIONS
     assert t["no_model"].tolist() == ["standard"] * 3
     assert t["baseline"].tolist() == ["review", "standard", "standard"]
     assert t["model"].tolist() == ["trusted", "review", "restrict"]
     assert t["logistic"].tolist() == ["trusted", "trusted", "review"]
+    assert t["plain"].tolist() == ["standard", "review", "restrict"]
 
 
 def test_logistic_comparator_ranks_a_signal(rng: np.random.Generator) -> None:
@@ -143,3 +155,110 @@ def test_curves_are_thinned_and_monotone(rng: np.random.Generator) -> None:
     assert len(roc) <= 50 and len(pr) <= 50
     assert roc["fpr"].is_monotonic_increasing
     assert roc["fpr"].iloc[0] == 0 and roc["tpr"].iloc[-1] == 1
+
+
+def _plain_world(rng: np.random.Generator, n: int = 4000) -> pd.DataFrame:
+    """Rows with the plain features: abuse follows the 90-day refund rate, in steps."""
+    frame = pd.DataFrame({f: rng.random(n) for f in PLAIN_FEATURES})
+    rate = frame["refund_rate_count_90d"].to_numpy()
+    frame["target"] = (rng.random(n) < np.where(rate > 0.8, 0.4, 0.01)).astype(int)
+    frame.loc[::5, "mean_rating_365d"] = np.nan  # no reviews: LightGBM handles the gap
+    frame["cutoff"] = np.repeat(pd.date_range("2024-01-01", periods=4, freq="28D", tz="UTC"),
+                                n // 4)
+    frame["junk"] = rng.random(n)
+    return frame
+
+
+def test_plain_lightgbm_uses_defaults_ranks_and_repeats(rng: np.random.Generator) -> None:
+    frame = _plain_world(rng)
+    train, cal, test = frame.iloc[:2000], frame.iloc[2000:3000], frame.iloc[3000:]
+    before = train.copy()
+    m = fit_plain_lightgbm(train, cal, seed=3, num_threads=1, calibration="platt")
+    pd.testing.assert_frame_equal(train, before)  # the input is not modified
+    assert m.features == PLAIN_FEATURES
+    assert m.booster.num_trees() == 100  # LightGBM's default rounds, no early stopping
+    assert "junk" not in m.booster.feature_name()
+    p = m.predict(test)
+    assert ((p >= 0) & (p <= 1)).all()
+    high = test["refund_rate_count_90d"].to_numpy() > 0.8
+    assert p[high].mean() > 5 * p[~high].mean()
+    # Calibrated on the calibration rows: mean probability near the observed rate.
+    assert abs(m.predict(cal).mean() - cal["target"].mean()) < 0.02
+    again = fit_plain_lightgbm(train, cal, seed=3, num_threads=1, calibration="platt")
+    np.testing.assert_array_equal(again.predict(test), p)
+
+
+def test_plain_lightgbm_needs_its_features(rng: np.random.Generator) -> None:
+    frame = _plain_world(rng).drop(columns=["refunds_90d"])
+    with pytest.raises(ConfigError, match=r"refunds_90d.*windows_days"):
+        fit_plain_lightgbm(frame, frame, seed=0, num_threads=1)
+
+
+def test_comparators_share_rows_and_are_tiered_on_the_calibration_window(
+    rng: np.random.Generator,
+) -> None:
+    frame = _plain_world(rng)
+    cutoffs = sorted(frame["cutoff"].unique())
+    rows = {"train": frame[frame["cutoff"].isin(cutoffs[:2])],
+            "valid": frame[frame["cutoff"] == cutoffs[2]].iloc[:0],
+            "calibration": frame[frame["cutoff"] == cutoffs[2]],
+            "test": frame[frame["cutoff"] == cutoffs[3]]}
+    policy = PolicyParams(max_honest_above_standard=0.05, review_capacity_per_day=100)
+    out = fit_comparators(rows, ("refund_rate_count_90d", "junk"), seed=0, num_threads=1,
+                          max_train_rows=10_000, calibration="platt", policy=policy,
+                          period_days=28)
+    assert set(out) == {"logistic", "plain"}
+    for model, choice in out.values():
+        b = choice.bounds
+        assert b[0] <= b[1] <= b[2]
+        assert model.predict(rows["test"]).shape == (len(rows["test"]),)
+    plain = fit_plain_lightgbm(rows["train"], rows["calibration"], seed=0, num_threads=1,
+                               max_train_rows=10_000, calibration="platt")
+    np.testing.assert_array_equal(out["plain"][0].predict(rows["test"]),
+                                  plain.predict(rows["test"]))
+
+
+def _flat_metrics(truth: bool) -> dict[str, float]:
+    m = {f"{s}.{k}": v for s, base in (("model", 0.3), ("plain", 0.2), ("logistic", 0.1),
+                                       ("baseline", 0.05))
+         for k, v in (("roc_auc", 0.6 + base), ("average_precision", base),
+                      ("recall_at_fpr", base), ("precision_at_capacity", base),
+                      ("precision_at_top", base), ("flag_rate", 0.01), ("n", 100.0))}
+    m.update({"cost.model.cost_per_buyer": 0.65, "cost.plain.cost_per_buyer": 0.9,
+              "calibration.ece": 0.002, "calibration.brier": 0.005, "capacity_k": 50.0,
+              "ablation.full.average_precision": 0.3})
+    if truth:
+        m.update({f"truth.{k}": v for k, v in list(m.items())
+                  if k.split(".")[0] in ("model", "plain", "logistic", "baseline")})
+        m["cost.model.truth_cost_per_buyer"] = 5.6
+        m.update({"segment.household.model_flag_rate": 0.004,
+                  "segment.size_bracketer.model_flag_rate": 0.015,
+                  "segment.wardrober.model_flag_rate": 0.6})
+    return m
+
+
+def test_headline_has_at_most_15_numbers_and_the_key_figures() -> None:
+    full = _flat_metrics(truth=True)
+    h = headline(full)
+    assert len(h) <= MAX_HEADLINE == 15
+    assert h["model.average_precision"] == 0.3 and h["plain.average_precision"] == 0.2
+    assert h["plain.roc_auc"] == pytest.approx(0.8)
+    assert h["model.cost_per_buyer"] == 0.65 and h["model.ece"] == 0.002
+    assert h["model.worst_lookalike_fpr"] == 0.015  # abusive segments are not counted
+    assert h["truth.plain.average_precision"] == 0.2
+    assert h["truth.model.cost_per_buyer"] == 5.6
+    assert not any(k.startswith(("ablation", "segment", "logistic", "baseline")) for k in h)
+    labels_only = headline(_flat_metrics(truth=False))
+    assert not any(k.startswith("truth.") for k in labels_only)
+    assert "model.worst_lookalike_fpr" not in labels_only
+    nan = headline({**full, "plain.roc_auc": math.nan})
+    assert "plain.roc_auc" not in nan  # never a NaN in the DVC metrics
+
+
+def test_plot_csv_has_no_bom(tmp_path: Path) -> None:
+    out = tmp_path / "plots" / "roc_model.csv"
+    write_plot_csv(pd.DataFrame({"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]}), out)
+    raw = out.read_bytes()
+    assert raw.startswith(b"fpr,tpr\n")
+    assert list(pd.read_csv(out, encoding="utf-8").columns) == ["fpr", "tpr"]
+    assert [p.name for p in out.parent.iterdir()] == ["roc_model.csv"]  # no temporary left

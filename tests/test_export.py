@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from tests.conftest import project_env
+from tests.conftest import project_env, run
 
 from refundguard.train import load_model, split_from_info, split_rows
 
@@ -116,3 +116,58 @@ def test_export_registers_the_first_model_as_champion(project: Path) -> None:
     assert "champion" in report["aliases"].split(",")
     assert report["model_version"] == cfg["model_version"]
     assert report["uri"] == f"models:/refundguard/{report['version']}"
+
+
+def test_registered_version_links_to_the_training_run_and_ui_opens_on_runs(
+    project: Path,
+) -> None:
+    from mlflow import MlflowClient
+
+    info = json.loads((project / "models/model/training.json").read_text(encoding="utf-8"))
+    report = json.loads((project / "reports/registry.json").read_text(encoding="utf-8"))
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    version = client.get_model_version(report["name"], report["version"])
+    assert version.run_id == info["run_id"]
+    experiment = client.get_experiment(client.get_run(info["run_id"]).info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def _numbers(tree: object) -> list[float]:
+    if isinstance(tree, dict):
+        return [n for v in tree.values() for n in _numbers(v)]
+    return [tree] if isinstance(tree, float | int) and not isinstance(tree, bool) else []
+
+
+def test_dvc_metrics_are_the_short_headline(project: Path) -> None:
+    out = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    files = next(iter(out.values()))["data"]
+    assert list(files) == ["reports/metrics.json"]  # registry.json is an out, not a metric
+    head = files["reports/metrics.json"]["data"]
+    assert 9 <= len(_numbers(head)) <= 15
+    for who in ("model", "plain"):
+        for key in ("roc_auc", "average_precision"):
+            assert isinstance(head[who][key], float), (who, key)
+            assert isinstance(head["truth"][who][key], float), (who, key)
+    details = json.loads((project / "reports/evaluation.json").read_text(encoding="utf-8"))
+    assert head["model"]["average_precision"] == details["model"]["average_precision"]
+    assert head["plain"]["roc_auc"] == details["plain"]["roc_auc"]
+    assert head["model"]["cost_per_buyer"] == details["cost"]["model"]["cost_per_buyer"]
+    cfg = json.loads((project / "models/scorer/artifacts/scorer.json").read_text(encoding="utf-8"))
+    assert cfg["metadata"]["metrics"] == head
+    text = run(["dvc", "metrics", "show"], project).stdout
+    assert max(len(line) for line in text.splitlines()) < 1000
+
+
+def test_dvc_plots_draw_each_curve_once_with_data(project: Path) -> None:
+    out = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)
+    assert not out.get("errors")
+    plots = out["data"]
+    assert list(plots) == ["ROC", "Precision-recall", "Calibration"]
+    expected = {"ROC": ("fpr", "tpr", 4), "Precision-recall": ("recall", "precision", 4),
+                "Calibration": ("mean_predicted", "observed_rate", 1)}
+    for name, (x, y, files) in expected.items():
+        (chart,) = plots[name]
+        values = chart["content"]["data"]["values"]
+        assert values, name
+        assert all(x in v and y in v for v in values), name  # no "\ufefffpr" columns
+        assert len({v.get("filename", name) for v in values}) == files, name

@@ -309,3 +309,46 @@ def test_reason_switch_rate_ignores_row_order_of_simultaneous_requests(
         for t in (forward, backward)
     ]
     assert values[0] == values[1]
+
+
+@pytest.mark.parametrize(("registered", "expected_age"), [
+    # Registered exactly at the cutoff: not known at T, so the age falls back to the
+    # first order (b2's only order, 2023-06-01 09:00, 273.6 days before T).
+    ("2024-03-01 00:00", 273.625),
+    # One second before T: known, but b2's first order is older still.
+    ("2024-02-29 23:59:59", 273.625),
+    ("2023-01-01 00:00", 425.0),
+])
+def test_registration_is_known_only_before_the_cutoff(
+    hand_raw: dict[str, pd.DataFrame], registered: str, expected_age: float
+) -> None:
+    raw = {k: v.copy() for k, v in hand_raw.items()}
+    raw["buyers"].loc[raw["buyers"]["buyer_id"] == "b2", "registered_at"] = registered
+    tables = validate_tables(raw, timezone="Asia/Shanghai", max_text_chars=100).tables
+    wide = build_catalog(FeaturesParams(history_cap_days=10_000))
+    events = prepare_events(tables["orders"], tables["refunds"], tables["reviews"],
+                            tables["buyers"])
+    feats = compute_features(events, CUTOFF, wide).set_index("buyer_id")
+    assert feats.loc["b2", "account_age_days"] == pytest.approx(expected_age)
+
+
+@pytest.mark.parametrize("cap", [30, 120, 365])
+def test_history_lengths_are_capped_the_same_at_every_cutoff(
+    hand_tables: dict[str, pd.DataFrame], cap: int
+) -> None:
+    catalog = build_catalog(FeaturesParams(history_cap_days=cap))
+    wide = build_catalog(FeaturesParams(history_cap_days=100_000))
+    events = prepare_events(hand_tables["orders"], hand_tables["refunds"],
+                            hand_tables["reviews"], hand_tables["buyers"])
+    history = ("account_age_days", "days_since_first_order", "days_since_last_order")
+    for cutoff in (CUTOFF, CUTOFF + pd.Timedelta(days=400)):
+        capped = compute_features(events, cutoff, catalog).set_index("buyer_id")
+        raw = compute_features(events, cutoff, wide).set_index("buyer_id")
+        for name in history:
+            np.testing.assert_allclose(
+                capped[name].to_numpy(), np.minimum(raw[name].to_numpy(), cap)
+            )
+            assert (capped[name].dropna() <= cap).all()
+    # The catalog says so, in both languages.
+    entry = {f.name: f for f in catalog}["days_since_first_order"]
+    assert str(cap) in entry.en and str(cap) in entry.zh

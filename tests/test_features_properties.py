@@ -147,9 +147,14 @@ def render(w: World) -> dict[str, pd.DataFrame | None]:
         "labels": pd.DataFrame(labels, columns=list(LABEL_COLS), dtype=object),
         "buyers": None,
     }
-    if w.buyers is not None:
+    # validate quarantines a label for a buyer in no order and not in the buyers table;
+    # such buyers are listed, with no registration time, as a platform's register would.
+    listed = {o["buyer_id"] for o in w.orders} | {b["buyer_id"] for b in w.buyers or []}
+    unlisted = sorted({lab["buyer_id"] for lab in w.labels} - listed)
+    if w.buyers is not None or unlisted:
         raw["buyers"] = pd.DataFrame(
-            [(b["buyer_id"], _time(b["registered"], f)) for b in w.buyers],
+            [(b["buyer_id"], _time(b["registered"], f)) for b in w.buyers or []]
+            + [(b, None) for b in unlisted],
             columns=list(BUYER_COLS), dtype=object,
         )
     return raw

@@ -257,3 +257,82 @@ def test_read_gate_refuses_unknown_decision(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"decision": "maybe"}), encoding="utf-8")
     with pytest.raises(ModelError, match="decision"):
         registry.read_gate(bad, NAME)
+
+
+# --- the MLflow UI: experiment kind and the version's run, on a bare store ---------------
+
+
+@pytest.fixture
+def bare_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty SQLite store in tmp_path; MLflow's global URI is restored afterwards."""
+    from mlflow.tracking._tracking_service import utils
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setattr(utils, "_tracking_uri", None)
+    return tmp_path
+
+
+def _kind(experiment: str) -> str | None:
+    from mlflow import MlflowClient
+
+    from refundguard import tracking
+
+    found = MlflowClient(tracking.tracking_uri()).get_experiment_by_name(experiment)
+    assert found is not None
+    return found.tags.get("mlflow.experimentKind")
+
+
+def test_experiment_opens_on_runs_not_traces(bare_store: Path) -> None:
+    from mlflow import MlflowClient
+
+    from refundguard import tracking
+
+    tracking.start()
+    assert _kind(tracking.EXPERIMENT) == "custom_model_development"
+    # A store made before the tag existed gets it the next time a stage starts.
+    MlflowClient(tracking.tracking_uri()).create_experiment(
+        "older", artifact_location=(bare_store / "mlartifacts").as_uri()
+    )
+    assert _kind("older") is None
+    tracking.start("older")
+    assert _kind("older") == "custom_model_development"
+
+
+def test_registered_version_links_to_the_training_run(bare_store: Path) -> None:
+    from mlflow import MlflowClient
+
+    from refundguard import tracking
+
+    scorer = bare_store / "scorer"
+    scorer.mkdir()
+    (scorer / "MLmodel").write_text("flavors: {}\n", encoding="utf-8")
+    client = MlflowClient(tracking.tracking_uri())
+    # The export stage creates the experiment when no stage did: it gets the kind too.
+    first = registry.register(scorer, CHAMPION, "m", {"model_version": "rg-a"},
+                              source_run_id="not-a-run-here")
+    assert _kind(tracking.EXPERIMENT) == "custom_model_development"
+    export_run = client.get_run(client.get_model_version("m", first).run_id)
+    assert export_run.info.run_name == "export"  # unknown run: linked to the export run
+    exp = client.get_experiment_by_name(tracking.EXPERIMENT)
+    assert exp is not None
+    train_run = client.create_run(exp.experiment_id, run_name="train").info.run_id
+    second = registry.register(scorer, CHALLENGER, "m", {"model_version": "rg-b"},
+                               source_run_id=train_run)
+    version = client.get_model_version("m", second)
+    assert version.run_id == train_run
+    # The files still come from the export run's copy of the folder.
+    assert version.source.endswith("/scorer") and train_run not in version.source
+
+
+def test_info_text_shows_the_headline_metrics_as_scorer_json_records_them() -> None:
+    from refundguard.evaluate import headline, nest
+
+    flat = {"model.roc_auc": 0.9, "model.average_precision": 0.3, "model.n": 100.0,
+            "plain.roc_auc": 0.8, "plain.average_precision": 0.2,
+            "cost.model.cost_per_buyer": 0.65, "calibration.ece": 0.002,
+            "segment.household.model_flag_rate": 0.004}
+    info = {"folder": "/x", "metrics": nest(headline(flat)), "bounds": [0.01, 0.2, 0.6]}
+    line = next(x for x in registry.info_text(info).splitlines() if x.startswith("metrics"))
+    assert "average_precision 0.3000" in line and "cost_per_buyer 0.6500" in line
+    assert "ece 0.0020" in line and "worst_lookalike_fpr 0.0040" in line
+    assert "0.2000" not in line  # the plain baseline's figures are not the model's

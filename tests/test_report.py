@@ -31,7 +31,8 @@ from refundguard.report import (
 )
 
 CATALOG = {f.name: f for f in build_catalog(FeaturesParams())}
-OPTIONS = ("no_model", "baseline", "logistic", "model")
+OPTIONS = ("no_model", "baseline", "logistic", "plain", "model")
+SCORERS = ("model", "plain", "logistic", "baseline")
 
 # Per option: counts per tier, cost / buyer (labels), cost / buyer (truth),
 # honest above standard, cases per day.
@@ -39,6 +40,7 @@ COSTS: dict[str, tuple[tuple[float, float, float, float], float, float | None, f
     "no_model": ((0.0, 1000.0, 0.0, 0.0), 12.5, None, 0.0, 0.0),
     "baseline": ((1.0, 900.0, 80.0, 19.0), 9.25, 10.5, 0.05, 3.54),
     "logistic": ((300.0, 650.0, 40.0, 10.0), 7.75, 8.0, 0.0123, 1.78),
+    "plain": ((700.0, 600.0, 35.0, 8.0), 6.5, 7.0, 0.008, 1.5),
     "model": ((1234.0, 500.0, 30.0, 6.0), 5.5, 6.25, 0.004, 1.28),
 }
 
@@ -47,7 +49,7 @@ def _metrics(lookalike_rates: dict[str, float] | None = None) -> dict[str, float
     m: dict[str, float] = {"capacity_k": 280.0, "calibration.ece": 0.0123,
                            "calibration.brier": 0.0456, "model.n": 2000.0,
                            "model.positives": 40.0}
-    for i, s in enumerate(("model", "logistic", "baseline")):
+    for i, s in enumerate(SCORERS):
         m.update({f"{s}.roc_auc": 0.9 - 0.1 * i, f"{s}.average_precision": 0.5 - 0.1 * i,
                   f"{s}.recall_at_fpr": 0.3, f"{s}.precision_at_capacity": 0.25,
                   f"{s}.flag_rate": 0.02})
@@ -61,7 +63,7 @@ def _metrics(lookalike_rates: dict[str, float] | None = None) -> dict[str, float
         m[f"cost.{opt}.flagged_per_day"] = per_day
     for s, rate in (lookalike_rates or {}).items():
         m[f"segment.{s}.rows"] = 100.0
-        for x in ("model", "logistic", "baseline"):
+        for x in SCORERS:
             m[f"segment.{s}.{x}_flag_rate"] = rate
     return m
 
@@ -72,7 +74,8 @@ def _data(metrics: dict[str, float] | None = None, **changes: Any) -> ReportData
     curves = {
         name: (pd.DataFrame({"fpr": grid, "tpr": grid ** power}),
                pd.DataFrame({"recall": grid, "precision": 1.0 - 0.8 * grid ** (1 / power)}))
-        for name, power in (("model", 0.3), ("logistic", 0.5), ("baseline", 0.8))
+        for name, power in (("model", 0.3), ("plain", 0.4), ("logistic", 0.5),
+                            ("baseline", 0.8))
     }
     reliability = pd.DataFrame({"mean_predicted": [0.01, 0.05, 0.2, 0.6],
                                 "observed_rate": [0.012, 0.045, 0.22, 0.55],
@@ -181,6 +184,7 @@ def test_tier_table_has_every_option(page: str) -> None:
         "no_model": ["0", "1,000", "0", "0", "12.50", "–", "0.00%", "0.0"],
         "baseline": ["1", "900", "80", "19", "9.25", "10.50", "5.00%", "3.5"],
         "logistic": ["300", "650", "40", "10", "7.75", "8.00", "1.23%", "1.8"],
+        "plain": ["700", "600", "35", "8", "6.50", "7.00", "0.80%", "1.5"],
         "model": ["1,234", "500", "30", "6", "5.50", "6.25", "0.40%", "1.3"],
     }
     for opt, row in zip(OPTIONS, rows, strict=True):
@@ -343,6 +347,7 @@ def test_each_plot_is_one_svg() -> None:
         assert svg.count("<svg") == 1
         ElementTree.fromstring(svg)
     assert "Logistic regression" in _texts(svgs[0]) and "Rule" in _texts(svgs[1])
+    assert "Plain LightGBM" in _texts(svgs[0]) and "Plain LightGBM" in _texts(svgs[1])
     # The calibration plot writes the rows of each bin.
     assert all(n in _texts(svgs[2]) for n in ("1500", "300", "150", "50"))
     assert "Feature importance (top 3)" in _texts(svgs[4])
@@ -355,3 +360,60 @@ def test_importance_plot_shows_at_most_top() -> None:
     assert "Feature importance (top 5)" in text
     assert all(f"f{i}" in text.split() for i in range(5))
     assert "f5" not in text.split()
+
+
+# --- the plain LightGBM baseline --------------------------------------------------------
+
+
+def _headline(page: str) -> tuple[str, str]:
+    found = re.findall(r'<p class="headline ?(ok|bad|)">(.*?)</p>', page)
+    assert len(found) == 1
+    return found[0]
+
+
+def test_metric_table_has_a_plain_lightgbm_column(page: str) -> None:
+    start = page.index("Test-period metrics (labels)")
+    head = page[start: page.index("</thead>", start)]
+    assert re.findall(r"<th>(.*?)</th>", head) == ["metric", "Model", "Plain LightGBM",
+                                                  "Logistic regression", "Rule"]
+    rows = _rows(page, "Test-period metrics (labels)")
+    assert rows[1][:3] == ["Average precision", "0.500", "0.400"]
+
+
+def test_plain_verdict_is_near_the_top(page: str) -> None:
+    cls, text = _headline(page)
+    assert cls == "ok"
+    assert text == ("refundguard beats the plain LightGBM on labels (AP 0.500 vs 0.400, "
+                    "AUC 0.900 vs 0.800).")
+    assert page.index(text) < page.index("Test-period metrics")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"truth.model.average_precision": 0.6, "truth.plain.average_precision": 0.5,
+          "truth.model.roc_auc": 0.8, "truth.plain.roc_auc": 0.79},
+         "refundguard beats the plain LightGBM on labels (AP 0.500 vs 0.400, AUC 0.900 vs "
+         "0.800) and on the truth (AP 0.600 vs 0.500, AUC 0.800 vs 0.790)."),
+        ({"plain.roc_auc": 0.95},
+         "refundguard does NOT beat the plain LightGBM on labels (AP 0.500 vs 0.400, AUC "
+         "0.900 vs 0.950): this is a bug to investigate."),
+        ({"truth.model.average_precision": 0.5, "truth.plain.average_precision": 0.5,
+          "truth.model.roc_auc": 0.8, "truth.plain.roc_auc": 0.7},
+         "refundguard beats the plain LightGBM on labels (AP 0.500 vs 0.400, AUC 0.900 vs "
+         "0.800) but does NOT beat it on the truth (AP 0.500 vs 0.500, AUC 0.800 vs 0.700): "
+         "this is a bug to investigate."),
+        ({"plain.average_precision": math.nan},
+         "refundguard could not be compared with the plain LightGBM (no figures)."),
+    ],
+)
+def test_plain_verdict(changes: dict[str, float], expected: str) -> None:
+    m = {**_metrics({"household": 0.01}), **changes}
+    assert report.plain_verdict(m) == expected
+
+
+def test_plain_verdict_is_marked_bad_when_the_model_loses(fast_plots: None) -> None:
+    m = _metrics({"household": 0.01})
+    m["plain.average_precision"] = 0.9
+    cls, text = _headline(render(_data(m)))
+    assert cls == "bad" and "does NOT beat" in text

@@ -26,6 +26,8 @@ COMPARED = (
     "models/model/model.txt",
     "models/model/calibration.json",
     "reports/metrics.json",
+    "reports/evaluation.json",
+    "data/consistency/consistency.json",
 )
 
 

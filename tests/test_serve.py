@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +41,36 @@ def _get(url: str) -> int:
         return 0
 
 
+def strict_json(raw: bytes | str) -> Any:
+    """Parse JSON, refusing NaN and Infinity (Python writes them; JSON has no such values)."""
+
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"invalid JSON: {name} in the answer")
+
+    return json.loads(raw, parse_constant=refuse)
+
+
 def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
     # json.dumps writes floats with repr (exact round trip); NaN was replaced by null.
     req = urllib.request.Request(url, data=json.dumps(body, allow_nan=False).encode(),
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
-            return int(r.status), json.loads(r.read())
+            return int(r.status), strict_json(r.read())
     except urllib.error.HTTPError as e:
-        return int(e.code), json.loads(e.read() or b"null")
+        return int(e.code), strict_json(e.read() or b"null")
 
 
-@pytest.fixture(scope="module")
-def server(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def serving(model_dir: Path, root: Path, log: Path) -> Iterator[str]:
+    """Serve a scorer folder with `mlflow models serve` on a free port; yield its URL."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("serve") / "server.log"
     with log.open("w") as out:
         # A session of its own, so that stopping it stops uvicorn, its child, too.
         proc = subprocess.Popen(
-            [str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(project / "models/scorer"),
+            [str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(model_dir),
              "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"],
-            cwd=project, env=project_env(project), stdout=out, stderr=subprocess.STDOUT,
+            cwd=root, env=project_env(root), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
@@ -74,6 +84,13 @@ def server(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     finally:
         _stop(proc)
     assert _get(f"{url}/ping") == 0, "server still answers after being stopped"
+
+
+@pytest.fixture(scope="module")
+def server(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    with serving(project / "models/scorer", project, log) as url:
+        yield url
 
 
 def _group_alive(pgid: int) -> bool:
@@ -154,12 +171,67 @@ def test_dataframe_records_equals_python_api(server: str, project: Path,
     _assert_same(answer["predictions"], expected)
 
 
+def assert_short_client_error(status: int, answer: Any, *words: str) -> None:
+    """A 4xx whose one-line message names what is wrong, with no stack trace or echo."""
+    assert 400 <= status < 500, (status, answer)
+    assert isinstance(answer, dict) and isinstance(answer.get("message"), str), answer
+    message = answer["message"]
+    assert len(message) < 300 and "\n" not in message, message
+    assert "stack_trace" not in answer and "Traceback" not in json.dumps(answer), answer
+    for word in words:
+        assert word in message, (word, message)
+
+
 def test_bad_request_is_a_client_error(server: str, rows: pd.DataFrame) -> None:
+    """The bug: 3,650 characters (the request and the schema echoed), the column at the end."""
     partial = rows.drop(columns=["refunds_90d"]).head(3)
     body = {"dataframe_split": {"columns": list(partial.columns), "data": _cells(partial)}}
     status, answer = _post(f"{server}/invocations", body)
-    assert 400 <= status < 500
-    assert "refunds_90d" in json.dumps(answer)
+    assert_short_client_error(status, answer, "refunds_90d", "missing")
+
+
+def _split_with(rows: pd.DataFrame, column: str, value: Any, row: int = 1) -> dict[str, Any]:
+    cells = _cells(rows.head(3))
+    cells[row][list(rows.columns).index(column)] = value
+    return {"dataframe_split": {"columns": list(rows.columns), "data": cells}}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "words"),
+    [
+        # The bug: 400 "unexpected error" with a full stack trace and server paths.
+        ("refunds_30d", None, ["refunds_30d", "missing values"]),
+        # The bug: 200 with "buyer_id": NaN, which is not JSON.
+        ("buyer_id", None, ["buyer_id", "missing or empty"]),
+        # The bug: accepted, and the tier went down.
+        ("refunds_30d", -5, ["refunds_30d", ">= 0", "1 row"]),
+        ("refund_rate_count_90d", 1.5, ["refund_rate_count_90d", "<= 1", "1 row"]),
+        ("spend_30d", "lots", ["spend_30d", "numbers", "'lots'"]),
+    ],
+)
+def test_bad_values_get_one_short_message(server: str, rows: pd.DataFrame, column: str,
+                                          value: Any, words: list[str]) -> None:
+    status, answer = _post(f"{server}/invocations", _split_with(rows, column, value))
+    assert_short_client_error(status, answer, *words)
+
+
+def test_unexpected_column_is_refused(server: str, rows: pd.DataFrame) -> None:
+    extra = rows.head(2).assign(target=1.0)
+    body = {"dataframe_split": {"columns": list(extra.columns), "data": _cells(extra)}}
+    status, answer = _post(f"{server}/invocations", body)
+    assert_short_client_error(status, answer, "unexpected column 'target'")
+
+
+def test_null_in_a_nullable_feature_is_scored(server: str, project: Path,
+                                              rows: pd.DataFrame) -> None:
+    scorer = Scorer.load(project / "models/scorer")
+    nullable = next(f for f in scorer.features if scorer.catalog[f].nullable)
+    body = _split_with(rows, nullable, None)
+    status, answer = _post(f"{server}/invocations", body)
+    assert status == 200, answer
+    expected = rows.head(3).copy()
+    expected.loc[1, nullable] = np.nan
+    _assert_same(answer["predictions"], scorer.score(expected))
 
 
 def test_reasons_can_be_switched_off_per_request(server: str, project: Path,

@@ -23,6 +23,7 @@ from refundguard.simulate import (
     REFUND_TYPES,
     SEGMENTS,
     World,
+    export_as_of,
     simulate_world,
 )
 
@@ -158,11 +159,12 @@ def assert_contract(w: World, params: SimulateParams) -> None:
     assert lb.source.isin(LABEL_SOURCES).all()
     assert lb.labeled_at.between(start, end, inclusive="left").all()
 
-    # Truth.
+    # Truth: abuse may have started in the history before the export.
     assert t.segment.isin(SEGMENTS).all()
     assert (t.is_abuser == t.segment.isin(ABUSER_SEGMENTS)).all()
     assert (t.abuse_start.notna() == t.is_abuser).all()
-    assert t.abuse_start.dropna().between(start, end, inclusive="left").all()
+    first_day = start - pd.Timedelta(days=params.history_before_days)
+    assert t.abuse_start.dropna().between(first_day, end, inclusive="left").all()
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,6 +250,15 @@ def test_no_segments_means_no_abusers() -> None:
         ({"segment_shares": {"wardrober": -0.1}}, "segment_shares"),
         ({"label_coverage": 1.5}, "label_coverage"),
         ({"label_delay_days": (10, 5)}, "label_delay_days"),
+        ({"history_before_days": -1}, "history_before_days"),
+        ({"dormant_share": 1.5}, "dormant_share"),
+        ({"dormant_days": (200, 100)}, "dormant_days"),
+        ({"close_on_label_share": -0.1}, "close_on_label_share"),
+        ({"office_share": 0.9}, "office_share"),
+        ({"office_device_share": 2.0}, "office_device_share"),
+        ({"spring_festival_dip": 1.2}, "spring_festival_dip"),
+        ({"growth_per_year": -0.2}, "growth_per_year"),
+        ({"growth_per_year": float("nan")}, "growth_per_year"),
     ],
 )
 def test_bad_parameters_are_config_errors(changes: dict[str, object], message: str) -> None:
@@ -567,3 +578,246 @@ def test_reason_texts_are_short_chinese_or_missing(world: World) -> None:
     assert 0.1 < text.isna().mean() < 0.4
     assert text.dropna().str.len().max() <= 40
     assert text.dropna().str.contains("[\u4e00-\u9fff]").all()
+
+
+# ---------------------------------------------------------------------------------------
+# The family of worlds: knobs that real exports differ by
+# ---------------------------------------------------------------------------------------
+
+KNOBS = dataclasses.replace(SMALL, days=400)
+YEAR = pd.Timedelta(days=365)
+
+
+def knob_world(**changes: object) -> World:
+    return simulate_world(dataclasses.replace(KNOBS, **changes), seed=5)  # type: ignore[arg-type]
+
+
+def rulings(w: World) -> pd.DataFrame:
+    """Positive platform and manual decisions, with the buyer's truth."""
+    labels = w.labels.join(w.truth.set_index("buyer_id"), on="buyer_id")
+    return labels[labels.source.isin(["platform_ruling", "manual_review"]) & (labels.label == 1)]
+
+
+def test_every_knob_at_once_honours_the_contract_and_repeats() -> None:
+    params = dataclasses.replace(
+        KNOBS,
+        history_before_days=200,
+        dormant_share=0.5,
+        close_on_label_share=0.5,
+        office_share=0.1,
+        spring_festival_dip=0.7,
+        growth_per_year=0.5,
+        label_delay_days=(30, 90),
+    )
+    w = simulate_world(params, seed=9)
+    assert_contract(w, params)
+    again = simulate_world(params, seed=9)
+    for name in COLUMNS:
+        pd.testing.assert_frame_equal(getattr(w, name), getattr(again, name))
+
+
+def test_history_before_the_export_is_left_out() -> None:
+    params = dataclasses.replace(KNOBS, history_before_days=365)
+    w = simulate_world(params, seed=5)
+    assert_contract(w, params)
+    start = pd.Timestamp(params.start)
+    assert w.orders.created_at.min() >= start
+    assert w.labels.labeled_at.min() >= start
+    # Accounts keep their true age: many were active for a year before the first row.
+    registered = w.buyers.registered_at
+    assert (registered < start - pd.Timedelta(days=300)).mean() > 0.5
+    # Some accounts whose activity all came before the export are listed without orders.
+    assert 0 < (~w.buyers.buyer_id.isin(w.orders.buyer_id)).sum() < 0.2 * len(w.buyers)
+    # Abuse that began in the hidden history is in the truth, and gets labeled later.
+    early = w.truth.abuse_start < start
+    assert early.sum() > 0.3 * w.truth.is_abuser.sum()
+    assert rulings(w).buyer_id.isin(w.truth.buyer_id[early]).any()
+
+    # Buyers are already mid-life at the start: the export's first month is no quieter
+    # than its last, unlike a platform launched on the first day.
+    def first_vs_last(world: World) -> float:
+        days = (world.orders.created_at - start).dt.days
+        return float((days < 30).sum() / (days >= params.days - 30).sum())
+
+    assert first_vs_last(w) > 1.1 * first_vs_last(knob_world())
+
+
+@pytest.mark.parametrize(
+    ("delay", "days"),
+    [pytest.param((7, 30), 365, id="days"), pytest.param((60, 180), 1095, id="months")],
+)
+def test_label_delay_and_coverage_extremes(delay: tuple[int, int], days: int) -> None:
+    params = dataclasses.replace(KNOBS, days=days, label_delay_days=delay)
+    low = simulate_world(dataclasses.replace(params, label_coverage=0.33), seed=5)
+    high = simulate_world(dataclasses.replace(params, label_coverage=0.67), seed=5)
+    assert_contract(low, dataclasses.replace(params, label_coverage=0.33))
+    for w in (low, high):
+        ruled = rulings(w)
+        lag = ruled.labeled_at - ruled.abuse_start
+        assert (lag >= pd.Timedelta(days=delay[0])).all()
+    caught_low, caught_high = rulings(low).buyer_id.nunique(), rulings(high).buyer_id.nunique()
+    assert caught_low >= 10
+    assert 1.5 < caught_high / caught_low < 2.6
+
+
+def test_dormant_abusers_shop_honestly_for_months_first() -> None:
+    lo = KNOBS.dormant_days[0]
+    w = knob_world(dormant_share=1.0)
+    truth = w.truth.set_index("buyer_id")
+    registered = w.buyers.set_index("buyer_id").registered_at
+    abuse_start = truth.abuse_start.dropna()
+    start = pd.Timestamp(KNOBS.start)
+    honest_months = abuse_start - np.maximum(registered[abuse_start.index], start)
+    assert (honest_months >= pd.Timedelta(days=lo)).all()
+
+    orders = w.orders.assign(
+        segment=w.orders.buyer_id.map(truth.segment),
+        turned=w.orders.created_at >= w.orders.buyer_id.map(truth.abuse_start),
+        refund_only=w.orders.order_id.isin(w.refunds.order_id[w.refunds.type == "refund_only"]),
+    )
+    abusers = orders[orders.segment.isin(ABUSER_SEGMENTS)]
+    sleeping = abusers[~abusers.turned]
+    assert sleeping.buyer_id.nunique() > 0.8 * truth.is_abuser.sum()
+    honest_rate = orders.refund_only[orders.segment == "honest"].mean()
+    assert sleeping.refund_only.mean() < 1.5 * honest_rate + 0.005
+    assert abusers.refund_only[abusers.turned].mean() > 5 * honest_rate
+    ruled = rulings(w)
+    assert len(ruled) > 0 and (ruled.labeled_at > ruled.abuse_start).all()
+
+
+def test_dormancy_is_off_by_default() -> None:
+    # The knob, not the base world, makes the honest months: without it some abusers turn
+    # within weeks of their account or of the period start.
+    w = knob_world()
+    registered = w.buyers.set_index("buyer_id").registered_at
+    abuse_start = w.truth.set_index("buyer_id").abuse_start.dropna()
+    start = pd.Timestamp(KNOBS.start)
+    honest_months = abuse_start - np.maximum(registered[abuse_start.index], start)
+    assert (honest_months < pd.Timedelta(days=KNOBS.dormant_days[0])).mean() > 0.2
+
+
+@pytest.mark.parametrize(("share", "closed"), [(1.0, True), (0.0, False)])
+def test_accounts_closed_at_their_ruling_order_nothing_after(share: float, closed: bool) -> None:
+    w = knob_world(close_on_label_share=share, label_delay_days=(5, 20))
+    first_ruling = rulings(w).groupby("buyer_id").labeled_at.min()
+    assert len(first_ruling) >= 20
+    orders = w.orders[w.orders.buyer_id.isin(first_ruling.index)]
+    after = orders.created_at >= orders.buyer_id.map(first_ruling)
+    assert (after.sum() == 0) == closed
+    if closed:
+        # Later decisions about a closed account are not made either.
+        later = rulings(w).labeled_at > rulings(w).buyer_id.map(first_ruling)
+        assert not later.any()
+
+
+def test_offices_share_an_address_and_sometimes_a_device_or_card() -> None:
+    w = knob_world(office_share=0.1, office_device_share=1.0, office_card_share=1.0)
+    members = w.truth[w.truth.group_id.str.startswith("F", na=False)]
+    assert abs(len(members) - 0.1 * KNOBS.n_buyers) <= 2
+    assert (members.segment == "honest").all() and not members.is_abuser.any()
+    sizes = members.group_id.value_counts()
+    assert sizes.between(5, 40).all()
+    orders = w.orders.merge(members[["buyer_id", "group_id"]], on="buyer_id")
+    colleagues = orders.groupby("group_id").buyer_id.nunique()
+    for col, everyone in (("address_id", True), ("device_id", True), ("payment_id", False)):
+        users = orders.groupby(["group_id", col]).buyer_id.nunique().groupby("group_id").max()
+        if everyone:  # each colleague's first order goes to the office, from its device
+            assert (users == colleagues).all(), col
+        else:  # the company card is used now and then
+            assert (users >= 2).mean() > 0.8, col
+    # Without the device and card shares, colleagues share only the address.
+    plain = knob_world(office_share=0.1, office_device_share=0.0, office_card_share=0.0)
+    colleagues = plain.truth.buyer_id[plain.truth.group_id.str.startswith("F", na=False)]
+    mine = plain.orders[plain.orders.buyer_id.isin(colleagues)]
+    assert (mine.groupby("device_id").buyer_id.nunique() == 1).all()
+    assert (mine.groupby("payment_id").buyer_id.nunique() == 1).all()
+
+
+def test_no_offices_by_default(world: World) -> None:
+    assert not world.truth.group_id.str.startswith("F", na=False).any()
+
+
+def orders_per_year(w: World) -> tuple[int, int]:
+    created = w.orders.created_at
+    boundary = pd.Timestamp(KNOBS.start) + YEAR
+    return int((created < boundary).sum()), int((created >= boundary).sum())
+
+
+def test_growth_brings_new_accounts_and_more_orders_each_year() -> None:
+    first, second = orders_per_year(knob_world(days=730, growth_per_year=1.0))
+    assert second > 1.5 * first
+    first, second = orders_per_year(knob_world(days=730, growth_per_year=0.0))
+    assert 0.8 * first < second < 1.1 * first
+    grown = knob_world(days=730, growth_per_year=1.0).buyers.registered_at
+    start = pd.Timestamp(KNOBS.start)
+    opened = grown[grown >= start]
+    # Registrations speed up: more in the second year than in the first.
+    assert (opened >= start + YEAR).sum() > 1.4 * (opened < start + YEAR).sum()
+
+
+@pytest.mark.parametrize(("dip", "trough"), [(0.8, True), (0.0, False)])
+def test_spring_festival_is_a_trough(dip: float, trough: bool) -> None:
+    w = knob_world(start="2024-01-01", spring_festival_dip=dip)
+    per_day = w.orders.created_at.dt.floor("D").value_counts()
+    # 春节 2024 fell on 10 February; couriers rest from about a week before.
+    holiday = per_day[per_day.index.to_series().between("2024-02-04", "2024-02-16")].mean()
+    spring = per_day[per_day.index.to_series().between("2024-03-15", "2024-04-30")].mean()
+    assert (holiday < 0.5 * spring) == trough
+
+
+def test_three_years_of_history_work() -> None:
+    params = dataclasses.replace(KNOBS, n_buyers=1000, days=1095)
+    w = simulate_world(params, seed=4)
+    assert_contract(w, params)
+    years = (w.orders.created_at - pd.Timestamp(params.start)).dt.days // 365
+    assert set(years) == {0, 1, 2}
+
+
+# ---------------------------------------------------------------------------------------
+# An export taken on a given day
+# ---------------------------------------------------------------------------------------
+
+
+def test_export_as_of_keeps_only_the_past(world: World) -> None:
+    cut = pd.Timestamp(SMALL.start) + pd.Timedelta(days=200, hours=13)
+    before = {name: getattr(world, name).copy(deep=True) for name in COLUMNS}
+    past = export_as_of(world, cut)
+    for name in COLUMNS:  # the input is left as it was
+        pd.testing.assert_frame_equal(getattr(world, name), before[name])
+
+    for name, columns in TIME_COLUMNS.items():
+        if name == "truth":
+            continue
+        for col in columns:
+            assert (getattr(past, name)[col].dropna() < cut).all(), (name, col)
+    assert len(past.orders) == (world.orders.created_at < cut).sum()
+    assert len(past.refunds) == (world.refunds.requested_at < cut).sum()
+    assert len(past.reviews) == (world.reviews.created_at < cut).sum()
+    assert len(past.labels) == (world.labels.labeled_at < cut).sum()
+    assert len(past.buyers) == (world.buyers.registered_at < cut).sum()
+    pd.testing.assert_frame_equal(past.truth, world.truth)
+    assert list(past.orders.columns) == COLUMNS["orders"]
+    assert past.orders.index.equals(pd.RangeIndex(len(past.orders)))
+
+    # In transit at the cut: the delivery is not known yet.
+    transit = world.orders[(world.orders.created_at < cut) & (world.orders.delivered_at >= cut)]
+    assert len(transit) > 0
+    shown = past.orders.set_index("order_id").loc[transit.order_id]
+    assert shown.delivered_at.isna().all()
+
+    # Requested before the cut, resolved after it: pending, not instant, no resolution.
+    open_ = world.refunds[(world.refunds.requested_at < cut) & (world.refunds.resolved_at >= cut)]
+    assert len(open_) > 0 and (open_.status != "pending").all()
+    shown = past.refunds.set_index("refund_id").loc[open_.refund_id]
+    assert (shown.status == "pending").all()
+    assert shown.resolved_at.isna().all() and not shown.instant.any()
+    assert past.refunds.status.dtype == "str"
+    closed = past.refunds[past.refunds.resolved_at.notna()]
+    assert (closed.status != "pending").all()
+    assert set(past.refunds.order_id) <= set(past.orders.order_id)
+    assert set(past.reviews.order_id) <= set(past.orders.order_id)
+
+
+def test_export_as_of_needs_a_naive_time(world: World) -> None:
+    with pytest.raises(ConfigError, match="naive"):
+        export_as_of(world, pd.Timestamp("2024-06-01", tz="Asia/Shanghai"))

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -14,8 +16,10 @@ from refundguard.timesplit import (
     ROLES,
     TimeSplit,
     data_span,
+    label_delays,
     label_targets,
     make_cutoffs,
+    resolve_horizon,
     rolling_folds,
     split_cutoffs,
 )
@@ -541,9 +545,10 @@ def test_split_with_calibration_gap_property(days: list[int], horizon: int, n_va
 def test_rolling_folds_worked_example() -> None:
     w = weekly(12)  # weeks 0..11, H = 2 weeks, validate before week 12
     folds = rolling_folds(w, utc("2024-01-01") + 12 * 7 * DAY, horizon_days=14, n_folds=3)
-    # validation cutoffs: the latest three with c + 2 w <= week 12: weeks 8, 9, 10;
+    # validation cutoffs: the latest three with c + 2 w <= week 12, each at least 2 w
+    # after the one before (so that no two folds share a label window): weeks 6, 8, 10;
     # each trains on the cutoffs at least 2 w before it.
-    assert folds == [(tuple(w[0:7]), w[8]), (tuple(w[0:8]), w[9]), (tuple(w[0:9]), w[10])]
+    assert folds == [(tuple(w[0:5]), w[6]), (tuple(w[0:7]), w[8]), (tuple(w[0:9]), w[10])]
 
 
 def test_rolling_folds_before_a_split_role() -> None:
@@ -551,7 +556,9 @@ def test_rolling_folds_before_a_split_role() -> None:
     split = split_cutoffs(w, horizon_days=28, n_valid=1, n_calibration=1, n_test=1)
     folds = rolling_folds(w, split.valid[0], horizon_days=28, n_folds=2)
     gap = 28 * DAY
-    assert [v for _, v in folds] == [c for c in w if c + gap <= split.valid[0]][-2:]
+    last = [c for c in w if c + gap <= split.valid[0]][-1]
+    assert folds and folds[-1][1] == last
+    assert all(a + gap <= b for (_, a), (_, b) in itertools.pairwise(folds))
     for train, v in folds:
         assert v + gap <= split.valid[0]
         assert max(train) + gap <= v
@@ -561,13 +568,13 @@ def test_rolling_folds_before_a_split_role() -> None:
     ("n_folds", "min_train", "expected"),
     [
         # weeks 0..5, H = 2 w, before week 6: validation candidates weeks 2, 3, 4 with
-        # 1, 2 and 3 training cutoffs.
-        (5, 2, [3, 4]),
-        (5, 1, [2, 3, 4]),
+        # 1, 2 and 3 training cutoffs; folds 2 w apart leave weeks 2 and 4.
+        (5, 2, [4]),
+        (5, 1, [2, 4]),
         (5, 3, [4]),
         (5, 4, []),
         (1, 1, [4]),
-        (2, 1, [3, 4]),
+        (2, 1, [2, 4]),
         (0, 1, []),
     ],
 )
@@ -583,7 +590,7 @@ def test_rolling_folds_are_capped(n_folds: int, min_train: int, expected: list[i
 def test_rolling_folds_default_needs_two_training_cutoffs() -> None:
     w = weekly(6)
     folds = rolling_folds(w, utc("2024-01-01") + 6 * 7 * DAY, horizon_days=14, n_folds=9)
-    assert [len(train) for train, _ in folds] == [2, 3]
+    assert [len(train) for train, _ in folds] == [3]  # week 2 (1 cutoff) is too short
 
 
 @pytest.mark.parametrize("before_week", [0, 2, 3])
@@ -627,16 +634,79 @@ def test_rolling_folds_property(days: list[int], horizon: int, before_day: int, 
     gap = pd.Timedelta(days=horizon)
     folds = rolling_folds(cutoffs, before, horizon_days=horizon, n_folds=n_folds,
                           min_train_cutoffs=min_train)
-    # Brute force: every cutoff H before `before` with enough training cutoffs H before it;
-    # the latest n_folds of them.
+    # Brute force: from the latest, every cutoff H before `before` and H before the fold
+    # after it, with enough training cutoffs H before it; at most n_folds of them.
     ordered = sorted(cutoffs)
-    qualifying = [v for v in ordered
-                  if v + gap <= before and sum(c + gap <= v for c in ordered) >= min_train]
-    expected = qualifying[max(len(qualifying) - n_folds, 0):] if n_folds else []
-    assert [v for _, v in folds] == expected
+    expected: list[pd.Timestamp] = []
+    for v in reversed(ordered):
+        if len(expected) == n_folds:
+            break
+        if v + gap > before or (expected and v + gap > expected[-1]):
+            continue
+        if sum(c + gap <= v for c in ordered) >= min_train:
+            expected.append(v)
+    assert [v for _, v in folds] == expected[::-1]
+    assert all(a + gap <= b for a, b in itertools.pairwise(expected[::-1]))
     assert len(folds) <= n_folds
     for train, v in folds:
         assert v + gap <= before
         assert len(train) >= min_train
         assert all(c + gap <= v for c in train)
         assert train == tuple(c for c in ordered if c + gap <= v)  # every earlier cutoff
+
+
+# --- the label horizon from the data ----------------------------------------------------
+
+
+def _label_tables(delays_days: list[float]) -> dict[str, pd.DataFrame]:
+    """One buyer per delay: a request at day 10, then an abuser label `delay` days later."""
+    t0 = pd.Timestamp("2024-01-10", tz="UTC")
+    n = len(delays_days)
+    ids = [f"b{i}" for i in range(n)]
+    orders = pd.DataFrame({"order_id": [f"o{i}" for i in range(n)], "buyer_id": ids,
+                           "created_at": [t0 - pd.Timedelta(days=2)] * n})
+    refunds = pd.DataFrame({"order_id": [f"o{i}" for i in range(n)],
+                            "requested_at": [t0] * n})
+    labels = pd.DataFrame({"buyer_id": ids, "label": [1] * n,
+                           "labeled_at": [t0 + pd.Timedelta(days=d) for d in delays_days]})
+    return {"orders": orders, "refunds": refunds, "labels": labels}
+
+
+def test_label_delays_measure_from_the_last_request_before_the_label() -> None:
+    tables = _label_tables([30.0, 45.5])
+    # b0 asks again 10 days before its label, and once more after it (ignored).
+    extra = pd.DataFrame({"order_id": ["o0", "o0"],
+                          "requested_at": [pd.Timestamp("2024-01-30", tz="UTC"),
+                                           pd.Timestamp("2024-03-01", tz="UTC")]})
+    tables["refunds"] = pd.concat([tables["refunds"], extra], ignore_index=True)
+    # A "legitimate" decision (0) is no abuse label and has no delay.
+    tables["labels"] = pd.concat([tables["labels"], pd.DataFrame(
+        {"buyer_id": ["b1"], "label": [0], "labeled_at": [pd.Timestamp("2024-02-01", tz="UTC")]}
+    )], ignore_index=True)
+    assert sorted(label_delays(tables)) == pytest.approx([10.0, 45.5])
+
+
+@pytest.mark.parametrize(
+    ("delays", "expected", "source"),
+    [([20.0] * 40, 20, "data"), (list(np.linspace(1, 100, 100)), 91, "data"),
+     ([3.0] * 40, 14, "data"), ([400.0] * 40, 180, "data"), ([30.0] * 5, 180, "data")],
+)
+def test_resolve_horizon_from_the_data(delays: list[float], expected: int, source: str) -> None:
+    h = resolve_horizon(_label_tables(delays), BaseParams(horizon_days=None))
+    assert (h.days, h.source) == (expected, source)
+    assert h.n_delays == len(delays)
+    assert json.loads(json.dumps(h.to_dict()))["days"] == expected
+
+
+def test_resolve_horizon_keeps_a_hand_set_value() -> None:
+    h = resolve_horizon(_label_tables([20.0] * 40), BaseParams(horizon_days=56))
+    assert (h.days, h.source, h.n_delays) == (56, "params", 0)
+
+
+def test_make_cutoffs_respects_the_history_cap() -> None:
+    tables = _tables("2024-01-01 00:00", "2024-12-31 12:00", last_label="2025-02-01 10:00")
+    base = BaseParams(timezone=TZ, first_cutoff="2024-01-15", horizon_days=56,
+                      min_history_days=30)
+    assert make_cutoffs(tables, base)[0] < utc("2024-02-15")  # steps laid back from the last
+    capped = make_cutoffs(tables, base, min_history_days=90)
+    assert capped[0] >= utc("2024-03-31")

@@ -15,13 +15,17 @@ from refundguard.calibration import Calibrator
 from refundguard.config import LightGBMParams, SearchRange, TrainParams, TuningParams
 from refundguard.errors import ConfigError, DataContractError
 from refundguard.train import (
+    HOLDOUT_DIR,
     TrainedModel,
     brier,
     choose_calibration,
+    crossfit_blocks,
     datasets,
     fit,
     fit_booster,
+    load_holdout_model,
     load_model,
+    scaled_rounds,
     monotone_vector,
     reference_distribution,
     rolling_scores,
@@ -198,3 +202,74 @@ def test_fit_core_splits_tunes_and_checks_reweighting(project: Path) -> None:
     assert check["reweighted"] == (check["balanced_ap_mean"] > check["none_ap_mean"])
     assert isinstance(model, TrainedModel) and isinstance(model.calibrator, Calibrator)
     assert set(model.calibration_scores) == {"isotonic", "platt"}
+
+
+# --- the shipped model: refit on every cutoff, calibrated out of time ---------------------
+
+
+@pytest.mark.parametrize(
+    ("best", "fitted", "rows", "expected"),
+    [(100, 1000, 1000, 100), (100, 1000, 1500, 150), (100, 1000, 9000, 200),
+     (100, 1000, 100, 50), (1, 10, 12, 2), (7, 0, 10, 14)],
+)
+def test_scaled_rounds(best: int, fitted: int, rows: int, expected: int) -> None:
+    assert scaled_rounds(best, fitted, rows) == expected
+
+
+@pytest.mark.parametrize("n_cutoffs", [1, 2, 5, 12, 20])
+@pytest.mark.parametrize("n_blocks", [2, 3, 4, 7])
+@pytest.mark.parametrize("horizon", [10, 28, 60])
+def test_crossfit_blocks_against_brute_force(n_cutoffs: int, n_blocks: int,
+                                             horizon: int) -> None:
+    cutoffs = [pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=28 * i)
+               for i in range(n_cutoffs)]
+    blocks = crossfit_blocks(cutoffs[::-1], n_blocks, horizon)
+    gap = pd.Timedelta(days=horizon)
+    scored = [c for _, block in blocks for c in block]
+    assert scored == sorted(scored) and len(set(scored)) == len(scored)
+    for fit_cutoffs, block in blocks:
+        assert fit_cutoffs
+        # Brute force: every cutoff whose label window [c, c + H) ends before the block,
+        # or that starts H after it; nothing else.
+        for c in cutoffs:
+            far = all(c + gap <= b or c >= b + gap for b in block)
+            assert (c in fit_cutoffs) == far
+    # With a gap shorter than the whole span, every cutoff is scored exactly once.
+    if n_cutoffs >= 2 and horizon < 28 * (n_cutoffs - 1) // max(n_blocks, 1):
+        assert len(scored) == n_cutoffs
+
+
+def test_pipeline_ships_a_refit_and_reports_the_held_out_model(project: Path) -> None:
+    info = json.loads((project / "models/model/training.json").read_text(encoding="utf-8"))
+    snaps = pd.read_parquet(project / "data/features/snapshots.parquet")
+    assert info["ships"] == "refit"
+    shipped, held = info["shipped"], info["holdout"]
+    # The shipped booster saw every cutoff, the latest included; the held-out one only
+    # the train role's.
+    all_cutoffs = sorted(pd.Timestamp(c).isoformat() for c in snaps["cutoff"].unique())
+    assert shipped["cutoffs"] == all_cutoffs
+    assert set(held["cutoffs"]) < set(all_cutoffs)
+    assert max(info["split"]["test"]) in shipped["cutoffs"]
+    assert max(info["split"]["test"]) not in held["cutoffs"]
+    assert shipped["rows"] == len(snaps) and held["rows"] < shipped["rows"]
+    assert shipped["rounds"] == scaled_rounds(held["rounds"], held["rows"], shipped["rows"])
+    # Out-of-time calibration: every scored row came from a block the booster scoring it
+    # never saw.
+    assert shipped["oot_rows"] > 0 and len(shipped["crossfit_blocks"]) >= 2
+    ship = load_model(project / "models/model")
+    hold = load_holdout_model(project / "models/model")
+    assert ship.best_iteration == shipped["rounds"]
+    assert hold.best_iteration == held["rounds"]
+    assert ship.booster.model_to_string() != hold.booster.model_to_string()
+    rows = snaps.head(500)
+    assert not np.allclose(ship.raw(rows), hold.raw(rows))
+
+
+def test_holdout_loaders_fall_back_to_the_shipped_model(project: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(project / "models/model", folder)
+    shutil.rmtree(folder / HOLDOUT_DIR)
+    assert (load_holdout_model(folder).booster.model_to_string()
+            == load_model(folder).booster.model_to_string())

@@ -6,11 +6,16 @@ batch at a time, scored with :meth:`refundguard.scorer.Scorer.score`, and append
 the output, so that memory depends on the batch size, not on the number of buyers. The
 output is written to a temporary file that is renamed into place at the end: a run
 killed part-way leaves the previous output or none.
+
+A file holding a ``cutoff`` column (the features stage's snapshots: one row per buyer and
+cutoff) keeps it in the output, right after buyer_id, so that rows of different cutoffs
+stay apart. A progress bar (:mod:`refundguard.progress`) shows on a terminal.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from refundguard import progress as bars
 from refundguard.errors import InputError
 from refundguard.io import atomic_path
 
@@ -30,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUT_SUFFIXES = (".parquet", ".csv")
+# Read from the feature file when present and copied to the output after buyer_id.
+KEPT_COLUMNS = ("cutoff",)
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,11 @@ class _ParquetSink:
         self.writer: pq.ParquetWriter | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        with warnings.catch_warnings():
+            # pyarrow reads a tz-aware column (cutoff) through Series.values, which pandas
+            # 3.1 deprecates; the values and the zone are converted correctly all the same.
+            warnings.filterwarnings("ignore", message=r"Series\.values returning an ndarray")
+            table = pa.Table.from_pandas(frame, preserve_index=False)
         if self.writer is None:
             # A column with no value at all has Arrow's null type, which no later value
             # fits; such a column is text (ids, reasons).
@@ -135,8 +147,9 @@ def score_file(
     Args:
         scorer: The scorer.
         features: Parquet file with buyer_id and the scorer's feature columns (others,
-            such as cutoff or target, are not read).
-        out: Output file, .parquet or .csv; whatever columns ``Scorer.score`` returns.
+            such as target, are not read; cutoff is kept in the output).
+        out: Output file, .parquet or .csv: the columns ``Scorer.score`` returns, with
+            the input's cutoff column after buyer_id when it has one.
         chunk_size: Rows per batch; memory grows with it (about 1 kB per row, plus
             the Parquet row group being read).
         progress: Called after each batch with (rows done, rows in total).
@@ -146,37 +159,53 @@ def score_file(
 
     Raises:
         InputError: The feature file is missing, unreadable or lacks a column, a
-            feature is not numeric, the output type is not supported, or chunk_size < 1.
+            feature is not numeric or out of range, the output type is not supported, or
+            chunk_size < 1.
     """
     if out.suffix not in OUTPUT_SUFFIXES:
         raise InputError(f"{out}: the output must end in .parquet or .csv")
     if chunk_size < 1:
         raise InputError(f"chunk size must be at least 1, got {chunk_size}")
-    columns = ["buyer_id", *scorer.features]
-    pf = _open_features(features, columns)
+    from refundguard.scorer import HISTORY_FEATURES
+
+    needed = ["buyer_id", *scorer.features]
+    pf = _open_features(features, needed)
+    names = set(pf.schema_arrow.names)
+    kept = [c for c in KEPT_COLUMNS if c in names]
+    # A history feature the model does not use still tells new buyers (no-history tier).
+    history = [c for c in HISTORY_FEATURES if c in names and c not in scorer.features][:1]
+    columns = [*needed, *history, *kept]
     total = pf.metadata.num_rows
     done = 0
     n_batches = 0
     tiers: Counter[str] = Counter()
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, bars.bar("scoring", total=total) as advance:
         sink = _ParquetSink(tmp) if out.suffix == ".parquet" else _CsvSink(tmp)
         try:
             for frame in _batches(pf, features, columns, chunk_size):
-                scored = scorer.score(frame)
+                scored = _score(scorer, frame, kept)
                 sink.write(scored)
                 done += len(scored)
                 n_batches += 1
                 for tier, n in scored["tier"].value_counts().items():
                     tiers[str(tier)] += int(n)
+                advance(len(scored))
                 if progress is not None:
                     progress(done, total)
             if n_batches == 0:
                 # No rows: still write the header (columns and types) of an empty result.
                 empty = pf.schema_arrow.empty_table().select(columns).to_pandas()
-                sink.write(scorer.score(empty))
+                sink.write(_score(scorer, empty, kept))
         finally:
             sink.close()
     return BatchResult(out=out, rows=done, batches=n_batches, tiers=dict(tiers))
+
+
+def _score(scorer: Scorer, frame: pd.DataFrame, kept: list[str]) -> pd.DataFrame:
+    scored = scorer.score(frame.drop(columns=kept))
+    for i, col in enumerate(kept, start=1):
+        scored.insert(i, col, frame[col].reset_index(drop=True))
+    return scored
 
 
 def log_progress(done: int, total: int) -> None:

@@ -2,6 +2,7 @@
 
 Every documented error (:class:`refundguard.errors.RefundGuardError`) and every missing
 or unreadable file is reported as one line on stderr with exit code 2; no traceback.
+``refundguard --quiet <command>`` switches progress bars and progress lines off.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -17,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from refundguard import paths
+from refundguard import progress as bars
 from refundguard.errors import InputError, RefundGuardError
 
 app = typer.Typer(
@@ -31,9 +35,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read.")]
 
 
+@app.callback()
+def _options(
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress bars or progress lines; errors and warnings stay."
+        ),
+    ] = False,
+) -> None:
+    """Options of every command.
+
+    Args:
+        quiet: Switch progress output off (sets REFUNDGUARD_QUIET=1 for the stages).
+    """
+    if quiet:
+        os.environ[bars.ENV_QUIET] = "1"
+
+
 def _fail(message: str) -> None:
     typer.echo(f"refundguard: error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"refundguard: warning: {message}", err=True)
 
 
 def friendly(func: F) -> F:
@@ -48,7 +74,8 @@ def friendly(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        level = logging.WARNING if bars.quiet() else logging.INFO
+        logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
         # MLflow's download progress bars say nothing useful in a batch job's log.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         try:
@@ -135,6 +162,19 @@ def featurize(params: ParamsOpt = paths.PARAMS_FILE) -> None:
 
 @app.command()
 @friendly
+def consistency(params: ParamsOpt = paths.PARAMS_FILE) -> None:
+    """Check that each feature means the same at the training and the latest cutoffs."""
+    from refundguard import consistency as stage
+
+    report = stage.main(params)
+    typer.echo(
+        f"{len(report.checks)} features checked, early-vs-late AUC "
+        f"{report.adversarial_auc:.3f} -> {stage.CONSISTENCY_DIR}"
+    )
+
+
+@app.command()
+@friendly
 def train(params: ParamsOpt = paths.PARAMS_FILE) -> None:
     """Train LightGBM on the time split and log the run to MLflow."""
     from refundguard import train as stage
@@ -190,16 +230,53 @@ def _read_buyer_list(path: Path) -> list[str]:
     return list(pd.unique(ids))
 
 
+# ISO 8601 date or date-time, with an optional UTC offset; and the Chinese long form
+# (2025年10月1日, optionally 8:30, 8:30:15, 8时30分 or 8点). Anything else is refused:
+# 01/10/2025 is 1 October in China and 10 January to pandas.
+_ISO_DATE = re.compile(
+    r"\d{4}-\d{2}-\d{2}"
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
+_ZH_DATE = re.compile(
+    r"(\d{4})年(\d{1,2})月(\d{1,2})[日号]"
+    r"(?:\s*(\d{1,2})(?::(\d{2})(?::(\d{2}))?|[时点](?:(\d{1,2})分(?:(\d{1,2})秒)?)?))?"
+)
+AS_OF_FORMATS = (
+    "ISO 8601 (2025-10-01, 2025-10-01 08:30, 2025-10-01T08:30:00+08:00) or 2025年10月1日 [08:30]"
+)
+
+
 def _parse_as_of(value: str, timezone: str) -> Any:
     import pandas as pd
 
+    text = value.strip()
+    if _ISO_DATE.fullmatch(text):
+        candidate = text
+    elif m := _ZH_DATE.fullmatch(text):
+        y, mo, d = int(m[1]), int(m[2]), int(m[3])
+        hour = int(m[4] or 0)
+        minute = int(m[5] or m[7] or 0)
+        second = int(m[6] or m[8] or 0)
+        candidate = f"{y:04d}-{mo:02d}-{d:02d} {hour:02d}:{minute:02d}:{second:02d}"
+    else:
+        raise InputError(f"--as-of {value!r}: not an accepted date; use {AS_OF_FORMATS}")
     try:
-        ts = pd.Timestamp(value)
+        ts = pd.Timestamp(candidate)
     except (ValueError, TypeError) as exc:
-        raise InputError(f"--as-of: not a date or time: {value!r}") from exc
-    if ts is pd.NaT:
-        raise InputError(f"--as-of: not a date or time: {value!r}")
+        raise InputError(f"--as-of {value!r}: no such date or time ({exc})") from exc
     return ts.tz_localize(timezone) if ts.tzinfo is None else ts
+
+
+def _report_unknown(ids: list[str], unknown: Any) -> None:
+    n = int(unknown.sum())
+    if not n:
+        return
+    examples = [repr(b) for b, u in zip(ids, unknown, strict=True) if u][:3]
+    shown = ", ".join(examples) + (", ..." if n > len(examples) else "")
+    _warn(
+        f"{n:,} of {len(ids):,} buyer ids appear nowhere in the data ({shown}; ids are "
+        "case-sensitive): scored with the no-history tier and known_buyer=false"
+    )
 
 
 def _tier_summary(counts: dict[str, int]) -> str:
@@ -223,7 +300,9 @@ def score(
         str,
         typer.Option(
             "--as-of",
-            help="Use only what was known before this date/time (local unless it has an offset).",
+            help="Use only what was known before this date/time: ISO 8601 (2025-10-01, "
+            "2025-10-01T08:30+08:00) or 2025年10月1日 [08:30]; local unless it has an offset; "
+            "at most score.max_days_after_data after the data's last event.",
         ),
     ] = "",
     features: Annotated[
@@ -243,10 +322,13 @@ def score(
     ] = None,
     params: ParamsOpt = paths.PARAMS_FILE,
 ) -> None:
-    """Score a list of buyers from raw tables as of a date, or a file of feature rows."""
+    """Score a list of buyers from raw tables as of a date, or a file of feature rows.
+
+    Buyer ids found in no table are reported on stderr and flagged known_buyer=false.
+    """
     from refundguard.config import Params, load_params
     from refundguard.io import write_csv, write_table
-    from refundguard.scorer import Scorer
+    from refundguard.scorer import Scorer, check_as_of, last_event_time, unknown_buyers
     from refundguard.validate import validate_folder
 
     cfg = load_params(params) if params.is_file() else Params()
@@ -263,7 +345,8 @@ def score(
             features,
             out,
             chunk_size=cfg.score.chunk_size if chunk_size is None else chunk_size,
-            progress=log_progress,
+            # A bar on a terminal; one log line per chunk in a log file; --quiet: nothing.
+            progress=None if bars.enabled() or bars.quiet() else log_progress,
         )
         typer.echo(f"scored {batch.rows:,} buyers ({_tier_summary(batch.tiers)}) -> {out}")
         return
@@ -278,7 +361,11 @@ def score(
         qfile = out.with_name(out.stem + ".quarantine.csv")
         write_csv(result.quarantine, qfile)
         typer.echo(f"{quarantined:,} input rows quarantined with reasons: {qfile}", err=True)
+    check_as_of(when, last_event_time(result.tables), cfg.score.max_days_after_data)
+    unknown = unknown_buyers(result.tables, buyer_ids)
+    _report_unknown(buyer_ids, unknown)
     scores = scorer.score_events(result.tables, when, buyer_ids)
+    scores["known_buyer"] = ~unknown
     write_table(scores, out)
     counts = {str(k): int(v) for k, v in scores["tier"].value_counts().items()}
     typer.echo(
@@ -317,4 +404,10 @@ def main() -> None:
     # waiting costs little on an idle machine. Set before LightGBM loads; a user's own
     # setting wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # pandera (the data contract) imports pyspark.pandas whenever pyspark is installed, and
+    # pyspark warns on each import that it does not fully support pandas 3; refundguard
+    # uses pyspark.sql only. The warning would break "one line on stderr" for every error.
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
     app()

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from refundguard import paths
 from refundguard.errors import ConfigError
 from refundguard.paths import PARAMS_FILE, PROJECT_ROOT
 
@@ -33,6 +34,11 @@ class BaseParams:
         cutoff_step_days: Days between consecutive snapshot cutoffs.
         horizon_days: Label horizon H: a row's target is "labeled abuser within H days
             after the cutoff". Also the minimum gap between train, validation and test.
+            None derives it from how late the data's labels arrive (see
+            ``horizon_quantile`` and ``horizon_bounds_days``).
+        horizon_quantile: With ``horizon_days`` None, H is this quantile of the delays
+            from a labeled abuser's last refund request before the label to the label.
+        horizon_bounds_days: The derived H is kept within [low, high] days.
         min_history_days: Days of data needed before the first derived cutoff.
     """
 
@@ -41,7 +47,9 @@ class BaseParams:
     first_cutoff: str | None = None
     last_cutoff: str | None = None
     cutoff_step_days: int = 28
-    horizon_days: int = 56
+    horizon_days: int | None = None
+    horizon_quantile: float = 0.9
+    horizon_bounds_days: tuple[int, int] = (14, 180)
     min_history_days: int = 120
 
 
@@ -98,6 +106,26 @@ class SimulateParams:
         traditional_share: Share of Chinese review texts written in traditional characters.
         english_share: Share of review texts in English.
         emoji_share: Share of review texts carrying emoji.
+        history_before_days: Days of activity simulated before ``start`` and left out of
+            the export (0: the platform launches at ``start``). Accounts keep their true,
+            earlier registration; orders, refunds, reviews and labels start at ``start``.
+        dormant_share: Share of abusers (whole rings count as one) who shop like honest
+            buyers for ``dormant_days`` before their ``abuse_start``.
+        dormant_days: Range of days of honest activity before a dormant abuser turns.
+        close_on_label_share: Share of abusers whose account is closed at their first
+            ruling (platform or manual label 1): they order nothing after it.
+        office_share: Share of buyers, taken from ordinary honest ones, who work in
+            offices of 5-40 colleagues that receive parcels at one address.
+        office_device_share: Share of offices whose members also order from one shared
+            device.
+        office_card_share: Share of offices whose members sometimes pay with one company
+            payment account.
+        spring_festival_dip: Share of orders in the weeks around Spring Festival (春节)
+            postponed to after it, when couriers stop (0: no trough).
+        growth_per_year: Yearly growth of the active buyer base (0.5: 50% more each
+            year, 0: flat), with accounts registering along the period; None keeps the
+            built-in mix (65% of accounts older than the period, the rest opening
+            uniformly during it).
         file_format: "parquet" or "csv".
     """
 
@@ -124,6 +152,15 @@ class SimulateParams:
     traditional_share: float = 0.12
     english_share: float = 0.06
     emoji_share: float = 0.2
+    history_before_days: int = 0
+    dormant_share: float = 0.0
+    dormant_days: tuple[int, int] = (90, 365)
+    close_on_label_share: float = 0.0
+    office_share: float = 0.0
+    office_device_share: float = 0.3
+    office_card_share: float = 0.2
+    spring_festival_dip: float = 0.0
+    growth_per_year: float | None = None
     file_format: Literal["parquet", "csv"] = "parquet"
 
 
@@ -179,12 +216,18 @@ class FeaturesParams:
         active_days: A buyer is scored at a cutoff if they ordered in this many days before it.
         link_max_accounts: A device, address or payment id used by more accounts than this
             (a parcel locker, a pickup point) links nobody.
+        history_cap_days: Features that measure a length of history (account age, days
+            since the first or last order) are capped here, so that they mean the same at
+            every cutoff: an export starts at an arbitrary date, and without the cap a
+            buyer's history looks short at the early cutoffs only because the data does.
+            Cutoffs closer than this to the data's start are not used.
     """
 
     windows_days: tuple[int, ...] = (30, 90, 365)
     fast_refund_hours: float = 24.0
     active_days: int = 365
     link_max_accounts: int = 30
+    history_cap_days: int = 120
 
 
 @dataclass(frozen=True)
@@ -236,7 +279,9 @@ class TuningParams:
     """Seeded hyper-parameter search, scored by rolling (prequential) validation.
 
     Attributes:
-        n_trials: Optuna TPE trials; 0 keeps ``train.lightgbm`` as it is.
+        n_trials: Optuna TPE trials; 0 (the default) keeps ``train.lightgbm`` as it is,
+            so that an explicit setting (``dvc exp run -S train.lightgbm.num_leaves=15``)
+            always takes effect. With trials, the search overrides the searched keys.
         timeout_seconds: Wall-time budget of the search. Trials stop early when it runs
             out; the model then depends on the machine's speed, so the run logs a warning
             and records how many trials finished.
@@ -247,10 +292,10 @@ class TuningParams:
         search_space: Parameter ranges; keys are ``train.lightgbm`` fields.
     """
 
-    n_trials: int = 12
+    n_trials: int = 0
     timeout_seconds: float = 900.0
     n_folds: int = 3
-    max_train_rows: int = 150_000
+    max_train_rows: int = 60_000
     search_space: dict[str, SearchRange] = field(default_factory=_default_space)
 
 
@@ -272,16 +317,28 @@ class TrainParams:
             as LightGBM monotone constraints (each must have catalog direction +1).
         calibration: "isotonic", "platt", or "auto" (the lower Brier score in a 5-fold
             cross-validation inside the calibration window).
+        refit: Ship a booster refit on every cutoff (the latest included) rather than the
+            held-out one that the evaluation judges.
+        crossfit_blocks: Blocks of consecutive cutoffs for the shipped model's
+            out-of-time calibration: each block is scored by a booster fitted on the
+            cutoffs at least H away from it.
     """
 
     n_valid_cutoffs: int = 1
     n_calibration_cutoffs: int = 1
-    n_test_cutoffs: int = 1
+    n_test_cutoffs: int = 2
     lightgbm: LightGBMParams = field(default_factory=LightGBMParams)
     tuning: TuningParams = field(default_factory=TuningParams)
     reweight: Literal["none", "balanced", "check"] = "check"
-    monotone_increasing: tuple[str, ...] = ()
+    monotone_increasing: tuple[str, ...] = (
+        "refund_only_share_365d",
+        "rejected_share_365d",
+        "extortion_share_365d",
+        "linked_known_abusers",
+    )
     calibration: Literal["auto", "isotonic", "platt"] = "auto"
+    refit: bool = True
+    crossfit_blocks: int = 4
 
 
 @dataclass(frozen=True)
@@ -352,9 +409,17 @@ class ScoreParams:
 
     Attributes:
         chunk_size: Buyers scored per chunk.
+        max_days_after_data: ``score --as-of`` may be at most this many days after the
+            data's last event; later, every buyer would look inactive and low-risk.
     """
 
     chunk_size: int = 20_000
+    max_days_after_data: float = 7.0
+
+    def __post_init__(self) -> None:
+        days = self.max_days_after_data
+        if not days >= 0:
+            raise ConfigError(f"params: score.max_days_after_data must be >= 0, got {days!r}")
 
 
 @dataclass(frozen=True)
@@ -374,6 +439,55 @@ class RegistryParams:
 
 
 @dataclass(frozen=True)
+class ConsistencyParams:
+    """Settings of the time-consistency check.
+
+    Attributes:
+        enabled: Whether the pipeline runs the check (the core runs regardless).
+        psi_max: A feature drifts when its PSI (early vs late) exceeds this.
+        adversarial_auc_max: A feature drifts when its single-feature adversarial AUC
+            exceeds this.
+        min_transfer: Smallest drop from early to late single-feature AUC that counts as
+            a lost signal.
+        transfer_z: The drop must also exceed this many standard errors of the difference
+            of the two AUCs, so that few late positives do not fail features by chance.
+        extreme_adversarial_auc: With no positives on a side, a feature fails only when
+            its single-feature adversarial AUC reaches this.
+        max_rows: Rows sampled (seeded) per side at most.
+        n_late_cutoffs: How many of the latest cutoffs form the late side
+            (see :func:`consistency_sides`).
+        psi_bins: Quantile bins of the PSI.
+        transfer_bins: Quantile bins of the single-feature transfer model.
+        transfer_prior_rows: Pseudo-rows of the overall target rate added to each bin of
+            the transfer model, so that thin bins do not score extremes.
+        num_boost_round: Boosting rounds of the adversarial model.
+        num_leaves: Leaves per tree of the adversarial model.
+        learning_rate: Learning rate of the adversarial model.
+        min_data_in_leaf: Smallest leaf of the adversarial model.
+        num_threads: LightGBM threads.
+        exempt: Features measured and reported but never left out.
+    """
+
+    enabled: bool = True
+    psi_max: float = 0.25
+    adversarial_auc_max: float = 0.60
+    min_transfer: float = 0.02
+    transfer_z: float = 2.0
+    extreme_adversarial_auc: float = 0.95
+    max_rows: int = 100_000
+    n_late_cutoffs: int = 1
+    psi_bins: int = 10
+    transfer_bins: int = 10
+    transfer_prior_rows: float = 20.0
+    num_boost_round: int = 100
+    num_leaves: int = 15
+    learning_rate: float = 0.1
+    min_data_in_leaf: int = 20
+    num_threads: int = 2
+    exempt: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Params:
     """Every block of params.yaml."""
 
@@ -383,6 +497,7 @@ class Params:
     validate: ValidateParams = field(default_factory=ValidateParams)
     sentiment: SentimentParams = field(default_factory=SentimentParams)
     features: FeaturesParams = field(default_factory=FeaturesParams)
+    consistency: ConsistencyParams = field(default_factory=ConsistencyParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     policy: PolicyParams = field(default_factory=PolicyParams)
@@ -489,6 +604,8 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
+        if Path(path) == paths.PARAMS_FILE and not paths.PROJECT_FOUND:
+            raise ConfigError(paths.missing_project_message(Path.cwd())) from exc
         raise ConfigError(f"params file not found: {path}") from exc
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read params file {path}: {exc}") from exc
@@ -498,8 +615,19 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
 
 
 def _check(p: Params) -> None:
-    if p.base.horizon_days <= 0 or p.base.cutoff_step_days <= 0:
+    check_consistency_params(p.consistency)
+    b = p.base
+    if (b.horizon_days is not None and b.horizon_days <= 0) or b.cutoff_step_days <= 0:
         raise ConfigError("params: base.horizon_days and base.cutoff_step_days must be > 0")
+    if not 0 < b.horizon_quantile <= 1 or not 1 <= b.horizon_bounds_days[0] <= (
+        b.horizon_bounds_days[1]
+    ):
+        raise ConfigError(
+            "params: base.horizon_quantile must be in (0, 1] and base.horizon_bounds_days "
+            "[low, high] with 1 <= low <= high"
+        )
+    if p.features.history_cap_days < 1:
+        raise ConfigError("params: features.history_cap_days must be >= 1")
     if not 0 < p.validate.max_reject_share <= 1:
         raise ConfigError("params: validate.max_reject_share must be in (0, 1]")
     _check_policy(p.policy)
@@ -514,6 +642,8 @@ def _check(p: Params) -> None:
     t = p.train
     if min(t.n_valid_cutoffs, t.n_calibration_cutoffs, t.n_test_cutoffs) < 1:
         raise ConfigError("params: train.n_*_cutoffs must each be >= 1")
+    if t.crossfit_blocks < 2:
+        raise ConfigError("params: train.crossfit_blocks must be >= 2")
     if t.tuning.n_trials < 0 or t.tuning.n_folds < 1 or t.tuning.max_train_rows < 1:
         raise ConfigError(
             "params: train.tuning needs n_trials >= 0, n_folds >= 1 and max_train_rows >= 1"
@@ -577,3 +707,39 @@ def _check_policy(pol: PolicyParams) -> None:
             "params: policy.bounds must be null or three probabilities 0 < standard < "
             "review < restrict < 1"
         )
+
+
+def check_consistency_params(params: ConsistencyParams) -> None:
+    """Refuse settings the check cannot use.
+
+    Args:
+        params: The settings.
+
+    Raises:
+        ConfigError: A value out of range, named in the message.
+    """
+    problems = []
+    if not params.psi_max > 0:
+        problems.append("psi_max must be > 0")
+    if not 0.5 <= params.adversarial_auc_max < 1:
+        problems.append("adversarial_auc_max must be in [0.5, 1)")
+    if not 0.5 < params.extreme_adversarial_auc <= 1:
+        problems.append("extreme_adversarial_auc must be in (0.5, 1]")
+    if not 0 <= params.min_transfer < 0.5:
+        problems.append("min_transfer must be in [0, 0.5)")
+    if not params.transfer_z >= 0:
+        problems.append("transfer_z must be >= 0")
+    if params.max_rows < 2:
+        problems.append("max_rows must be >= 2")
+    if params.n_late_cutoffs < 1:
+        problems.append("n_late_cutoffs must be >= 1")
+    if params.psi_bins < 2 or params.transfer_bins < 2:
+        problems.append("psi_bins and transfer_bins must be >= 2")
+    if not params.transfer_prior_rows >= 0:
+        problems.append("transfer_prior_rows must be >= 0")
+    if params.num_boost_round < 1 or params.num_leaves < 2 or params.min_data_in_leaf < 1:
+        problems.append("num_boost_round >= 1, num_leaves >= 2 and min_data_in_leaf >= 1")
+    if not params.learning_rate > 0 or params.num_threads < 1:
+        problems.append("learning_rate must be > 0 and num_threads >= 1")
+    if problems:
+        raise ConfigError(f"params: consistency: {'; '.join(problems)}")

@@ -1,7 +1,8 @@
 """Keep the README's generated tables (data contract, feature catalog) in step with code.
 
-``python -m refundguard.docs`` rewrites the blocks between the markers in README.md;
-a test fails when the README is out of date.
+``python -m refundguard.docs`` rewrites the blocks between the markers in README.md; the
+results block comes from the evaluate stage's reports/evaluation.json (every figure; the
+headline metrics.json is too short for it). A test fails when the README is out of date.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 
 from refundguard.config import FeaturesParams
 from refundguard.contract import contract_markdown
+from refundguard.evaluate import EVALUATION_FILE
 from refundguard.features import build_catalog, catalog_markdown
-from refundguard.paths import METRICS_FILE, PROJECT_ROOT
+from refundguard.paths import PROJECT_ROOT
+from refundguard.report import plain_verdict
 
 SEGMENTS_HONEST = ("honest", "household", "size_bracketer", "logistics_victim", "picky_reviewer")
 SEGMENTS_ABUSE = ("refund_only_claimer", "extortion_reviewer", "wardrober", "ring_member")
@@ -38,27 +41,44 @@ def _get(tree: dict[str, Any], path: str) -> Any:
     return node
 
 
-SCORER_COLUMNS = (("model", "model"), ("logistic", "logistic regression"), ("baseline", "rule"))
+SCORER_COLUMNS = (
+    ("model", "model"),
+    ("plain", "plain LightGBM"),
+    ("logistic", "logistic regression"),
+    ("baseline", "rule"),
+)
 OPTION_ROWS = (
     ("no_model", "no model (everyone standard)"),
     ("baseline", "rule baseline (flag -> review)"),
     ("logistic", "logistic regression"),
+    ("plain", "plain LightGBM (defaults, basic features)"),
     ("model", "model"),
 )
 
 
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
 def results_markdown(metrics: dict[str, Any]) -> str:
-    """The README's results tables from a metrics.json.
+    """The README's results tables from an evaluation.json.
 
     Args:
-        metrics: Nested metrics as the evaluate stage writes them.
+        metrics: Nested figures as the evaluate stage writes them to evaluation.json.
 
     Returns:
-        Markdown: headline metrics against labels and truth, calibration, tiers and
-        costs per option, segment rates at the review threshold, ablation.
+        Markdown: whether refundguard beats the plain LightGBM, headline metrics against
+        labels and truth, calibration, tiers and costs per option, segment rates at the
+        review threshold, ablation.
     """
     head = "| on the test window | " + " | ".join(n for _, n in SCORER_COLUMNS) + " |"
-    rows = [head, "|---" * (len(SCORER_COLUMNS) + 1) + "|"]
+    rows = [plain_verdict(_flat(metrics)), "", head, "|---" * (len(SCORER_COLUMNS) + 1) + "|"]
     k = _get(metrics, "capacity_k")
     names = {
         "roc_auc": "ROC-AUC",
@@ -108,17 +128,15 @@ def results_markdown(metrics: dict[str, Any]) -> str:
             "Share of each true segment sent to review or restrict (the false-positive rate "
             "of honest segments, the recall of abusive ones); the rule flags at its threshold:",
             "",
-            "| segment | kind | buyers | model | logistic regression | rule |",
-            "|---|---|---|---|---|---|",
+            "| segment | kind | buyers | " + " | ".join(n for _, n in SCORER_COLUMNS) + " |",
+            "|---" * (len(SCORER_COLUMNS) + 3) + "|",
         ]
         for seg in (*SEGMENTS_HONEST, *SEGMENTS_ABUSE):
             if seg in segments:
                 m = segments[seg]
                 kind = "honest" if seg in SEGMENTS_HONEST else "abuser"
-                seg_rows.append(
-                    f"| {seg} | {kind} | {int(m['rows']):,} | {_pct(m.get('model_flag_rate'))} "
-                    f"| {_pct(m.get('logistic_flag_rate'))} | {_pct(m.get('baseline_flag_rate'))} |"
-                )
+                rates = " | ".join(_pct(m.get(f"{s}_flag_rate")) for s, _ in SCORER_COLUMNS)
+                seg_rows.append(f"| {seg} | {kind} | {int(m['rows']):,} | {rates} |")
         out += "\n".join(seg_rows) + "\n"
     abl = metrics.get("ablation")
     if abl:
@@ -143,7 +161,7 @@ def generated_blocks(metrics_file: Path | None = None) -> dict[str, str]:
     """The generated README blocks by marker name.
 
     Args:
-        metrics_file: A metrics.json for the "results" block; None leaves it out.
+        metrics_file: An evaluation.json for the "results" block; None leaves it out.
 
     Returns:
         Markdown for "contract", "features" (default feature windows) and, with a
@@ -170,7 +188,7 @@ def render_readme(text: str, metrics_file: Path | None = None) -> str:
 
     Args:
         text: README text.
-        metrics_file: A metrics.json for the results block, if any.
+        metrics_file: An evaluation.json for the results block, if any.
 
     Returns:
         The updated text.
@@ -186,12 +204,12 @@ def render_readme(text: str, metrics_file: Path | None = None) -> str:
     return text
 
 
-def main(readme: Path = PROJECT_ROOT / "README.md", metrics_file: Path = METRICS_FILE) -> None:
+def main(readme: Path = PROJECT_ROOT / "README.md", metrics_file: Path = EVALUATION_FILE) -> None:
     """Rewrite README.md's generated blocks in place.
 
     Args:
         readme: The README file.
-        metrics_file: The metrics for the results block.
+        metrics_file: The evaluate stage's evaluation.json, for the results block.
     """
     text = render_readme(readme.read_text(encoding="utf-8"), metrics_file)
     readme.write_text(text, encoding="utf-8")

@@ -1,17 +1,24 @@
-"""Evaluate stage: the model against a rule and a logistic regression on the test window.
+"""Evaluate stage: the model against a rule, a logistic regression and a plain LightGBM.
 
 The core functions return flat ``dict[str, float]`` ("model.average_precision",
 "cost.model.cost_per_buyer", "segment.size_bracketer.model_flag_rate", ...); the shell
-writes them as nested metrics.json, the curves that dvc.yaml declares, the gate file of
-the champion/challenger decision and the self-contained HTML report, and is the only
-place that logs.
+writes every figure to evaluation.json, a headline of at most 15 of them to metrics.json
+(the DVC metrics), the curves that dvc.yaml declares, the gate file of the
+champion/challenger decision and the self-contained HTML report, and is the only place
+that logs.
 
-Four options are compared on the same rows and the same costs:
+The judged model is the train stage's held-out one (fitted without the calibration and
+test cutoffs), never the shipped refit.
+
+Five options are compared on the same rows and the same costs:
 - ``no_model``: everyone in "standard" (the normal process, nobody trusted or held);
 - ``baseline``: the rule (a refund-rate feature at or above a threshold) sends a buyer to
   "review", everyone else is "standard";
 - ``logistic``: a logistic regression on the same features, calibrated and tiered on the
   calibration window exactly as the model is;
+- ``plain``: LightGBM with its default settings on a dozen basic refund features
+  (:data:`PLAIN_FEATURES`), calibrated and tiered as the logistic regression is: what a
+  team gets without refundguard's features, tuning and constraints;
 - ``model``: the LightGBM model with the tiers the train stage chose.
 """
 
@@ -24,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.impute import SimpleImputer
@@ -34,8 +42,10 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from refundguard.calibration import Calibrator
 from refundguard.config import LightGBMParams, PolicyParams, load_params
+from refundguard.consistency import CONSISTENCY_DIR, CONSISTENCY_FILE
+from refundguard.errors import ConfigError
 from refundguard.features import FEATURE_GROUPS, build_catalog
-from refundguard.io import read_json, write_csv, write_json, write_text
+from refundguard.io import atomic_path, read_json, write_json, write_text
 from refundguard.metrics import precision_at_k, ranking_metrics
 from refundguard.paths import (
     FEATURES_DIR,
@@ -49,8 +59,8 @@ from refundguard.policy import TIERS, PolicyChoice, assign_tiers, choose_bounds,
 from refundguard.train import (
     TRAINING_FILE,
     choose_calibration,
-    load_model,
-    load_policy,
+    load_holdout_model,
+    load_holdout_policy,
     sample_rows,
     split_from_info,
     split_rows,
@@ -59,12 +69,45 @@ from refundguard.train import (
 
 log = logging.getLogger(__name__)
 
-OPTIONS = ("no_model", "baseline", "logistic", "model")
-SCORERS = ("model", "baseline", "logistic")
+OPTIONS = ("no_model", "baseline", "logistic", "plain", "model")
+SCORERS = ("model", "plain", "baseline", "logistic")
+# Comparators fitted here, calibrated and tiered on the calibration window.
+FITTED = ("logistic", "plain")
 HONEST_LOOKALIKES = ("size_bracketer", "logistics_victim", "picky_reviewer", "household")
 REPORT_FILE = "report.html"
 GATE_FILE = "gate.json"
+# Every figure of the evaluation; metrics.json (DVC's metrics) holds only the headline.
+EVALUATION_FILE = REPORTS_DIR / "evaluation.json"
+MAX_HEADLINE = 15
 RELIABILITY_BINS = 10
+# The plain baseline's inputs: the refund figures any platform already tracks (refund
+# rate and count, refund-only and fast-refund shares, time to request, evidence-claim
+# reasons such as not_received/damaged, ratings, order counts). Nothing refundguard adds
+# (links between accounts, sellers, review text, late-night orders) is here, so the
+# comparison shows what those additions and the tuning are worth.
+PLAIN_FEATURES = (
+    "refund_rate_count_90d",
+    "refund_rate_count_365d",
+    "refunds_90d",
+    "refunds_365d",
+    "refund_only_share_365d",
+    "fast_refund_share_365d",
+    "median_hours_to_refund_365d",
+    "reason_evidence_share_365d",
+    "mean_rating_365d",
+    "low_rating_share_365d",
+    "orders_90d",
+    "orders_365d",
+)
+# LightGBM's own defaults, written out so that a LightGBM upgrade cannot move them.
+PLAIN_LIGHTGBM = {
+    "objective": "binary",
+    "learning_rate": 0.1,
+    "num_leaves": 31,
+    "min_data_in_leaf": 20,
+    "verbosity": -1,
+}
+PLAIN_ROUNDS = 100
 
 
 def baseline_score(frame: pd.DataFrame, feature: str) -> np.ndarray:
@@ -179,6 +222,121 @@ def fit_logistic(
         raw, calibration_rows["target"].to_numpy(), calibration, seed=seed  # type: ignore[arg-type]
     )
     return LogisticModel(pipeline, calibrator, features)
+
+
+@dataclass(frozen=True)
+class PlainModel:
+    """The plain LightGBM comparator: default settings on basic refund features.
+
+    Attributes:
+        booster: The fitted booster (kept in memory only, never saved).
+        calibrator: Calibration fitted on the calibration window.
+        features: Feature columns, in the booster's order.
+    """
+
+    booster: lgb.Booster
+    calibrator: Calibrator
+    features: tuple[str, ...]
+
+    def raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """The booster's uncalibrated probabilities.
+
+        Args:
+            frame: Rows holding every feature column.
+
+        Returns:
+            One probability per row.
+        """
+        x = frame.loc[:, list(self.features)].to_numpy(dtype="float64")
+        return np.asarray(self.booster.predict(x), dtype="float64")
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities.
+
+        Args:
+            frame: Rows holding every feature column.
+
+        Returns:
+            One probability per row.
+        """
+        return self.calibrator.predict(self.raw(frame))
+
+
+def check_plain_features(columns: Any, features: tuple[str, ...] = PLAIN_FEATURES) -> None:
+    """Fail with one clear line when the plain baseline's features are not computed.
+
+    Args:
+        columns: The available feature columns.
+        features: The plain baseline's features.
+
+    Raises:
+        ConfigError: Some are missing (features.windows_days lacks 90 or 365).
+    """
+    missing = [f for f in features if f not in set(columns)]
+    if missing:
+        raise ConfigError(
+            f"the plain LightGBM baseline needs features {missing}, which are not computed: "
+            "keep 90 and 365 in features.windows_days"
+        )
+
+
+def fit_plain_lightgbm(
+    train: pd.DataFrame,
+    calibration_rows: pd.DataFrame,
+    features: tuple[str, ...] = PLAIN_FEATURES,
+    *,
+    seed: int,
+    num_threads: int,
+    max_train_rows: int | None = None,
+    calibration: str = "auto",
+) -> PlainModel:
+    """Fit the plain LightGBM comparator: LightGBM defaults, no tuning, no constraints.
+
+    100 rounds at learning rate 0.1 with 31 leaves, no early stopping, no class weights
+    and no monotone constraints; missing values are left to LightGBM. It is calibrated on
+    the calibration window exactly as the logistic comparator is.
+
+    Args:
+        train: Training rows (feature columns and ``target``).
+        calibration_rows: The calibration window's rows.
+        features: Feature columns.
+        seed: Random seed (LightGBM, row sampling, calibration folds).
+        num_threads: LightGBM threads.
+        max_train_rows: Cap on the training rows (positives kept), as for the logistic
+            comparator; None uses every row.
+        calibration: Calibration method ("auto", "isotonic" or "platt").
+
+    Returns:
+        The fitted comparator.
+
+    Raises:
+        ConfigError: A feature is missing from the rows.
+    """
+    check_plain_features(train.columns, features)
+    rows = train if max_train_rows is None else sample_rows(train, max_train_rows, seed=seed)
+    params = {
+        **PLAIN_LIGHTGBM,
+        "seed": seed,
+        "deterministic": True,
+        # Fixed rather than LightGBM's timing-based choice, so runs repeat bit for bit.
+        "force_col_wise": True,
+        "num_threads": num_threads,
+    }
+    data = lgb.Dataset(
+        rows.loc[:, list(features)].to_numpy(dtype="float64"),
+        label=rows["target"].to_numpy(dtype="float64"),
+        feature_name=list(features),
+        params={"verbosity": -1},
+    )
+    booster = lgb.train(params, data, num_boost_round=PLAIN_ROUNDS)
+    raw = booster.predict(calibration_rows.loc[:, list(features)].to_numpy(dtype="float64"))
+    calibrator, _ = choose_calibration(
+        np.asarray(raw, dtype="float64"),
+        calibration_rows["target"].to_numpy(),
+        calibration,  # type: ignore[arg-type]
+        seed=seed,
+    )
+    return PlainModel(booster, calibrator, features)
 
 
 def calibration_metrics(
@@ -419,31 +577,84 @@ def curves(
 
 
 def option_tiers(
-    model_prob: np.ndarray,
-    model_bounds: tuple[float, float, float],
-    logistic_prob: np.ndarray,
-    logistic_bounds: tuple[float, float, float],
+    tiered: Mapping[str, tuple[np.ndarray, tuple[float, float, float]]],
     baseline_flag: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Tier of every row under each of the four options.
+    """Tier of every row under each option.
 
     Args:
-        model_prob: The model's calibrated probabilities.
-        model_bounds: The model's tier bounds.
-        logistic_prob: The logistic regression's calibrated probabilities.
-        logistic_bounds: Its tier bounds.
+        tiered: Calibrated probabilities and tier bounds of each tiered scorer
+            ("logistic", "plain", "model").
         baseline_flag: Rows the rule flags.
 
     Returns:
-        Tier names per option (see the module docstring).
+        Tier names per option (see the module docstring), in :data:`OPTIONS` order.
     """
-    n = len(model_prob)
-    return {
+    n = len(baseline_flag)
+    out = {
         "no_model": np.full(n, "standard", dtype=object),
         "baseline": np.where(baseline_flag, "review", "standard").astype(object),
-        "logistic": assign_tiers(logistic_prob, logistic_bounds),
-        "model": assign_tiers(model_prob, model_bounds),
     }
+    for name, (prob, bounds) in tiered.items():
+        out[name] = assign_tiers(prob, bounds)
+    order = {o: i for i, o in enumerate(OPTIONS)}
+    return dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def headline(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The few figures DVC shows (metrics.json): at most :data:`MAX_HEADLINE`.
+
+    The model's and the plain LightGBM's ROC-AUC and average precision; the model's
+    recall at the false-positive budget, precision at review capacity, cost per buyer,
+    ECE and the worst false-positive rate of an honest look-alike segment; with a truth
+    file, the same ranking figures and cost against the truth. Figures that could not be
+    measured (no truth file) are left out, never written as NaN.
+
+    Args:
+        metrics: Flat metrics of the evaluation.
+
+    Returns:
+        Flat headline metrics ("model.roc_auc", "truth.plain.average_precision", ...).
+    """
+    wanted = {
+        "model.roc_auc": "model.roc_auc",
+        "model.average_precision": "model.average_precision",
+        "plain.roc_auc": "plain.roc_auc",
+        "plain.average_precision": "plain.average_precision",
+        "model.recall_at_fpr": "model.recall_at_fpr",
+        "model.precision_at_capacity": "model.precision_at_capacity",
+        "model.cost_per_buyer": "cost.model.cost_per_buyer",
+        "model.ece": "calibration.ece",
+        "truth.model.roc_auc": "truth.model.roc_auc",
+        "truth.model.average_precision": "truth.model.average_precision",
+        "truth.plain.roc_auc": "truth.plain.roc_auc",
+        "truth.plain.average_precision": "truth.plain.average_precision",
+        "truth.model.recall_at_fpr": "truth.model.recall_at_fpr",
+        "truth.model.cost_per_buyer": "cost.model.truth_cost_per_buyer",
+    }
+    out = {k: float(metrics[src]) for k, src in wanted.items() if src in metrics}
+    rates = [
+        float(metrics[f"segment.{s}.model_flag_rate"])
+        for s in HONEST_LOOKALIKES
+        if f"segment.{s}.model_flag_rate" in metrics
+    ]
+    if rates:
+        out["model.worst_lookalike_fpr"] = max(rates)
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def write_plot_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a curve for DVC plots: plain UTF-8 CSV, no BOM, atomically.
+
+    DVC reads the first header as "\ufefffpr" when a BOM is there, so these files,
+    read by programs rather than Excel, have none.
+
+    Args:
+        frame: The curve.
+        path: Destination.
+    """
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
 
 
 def _flagged(tiers: np.ndarray) -> np.ndarray:
@@ -512,6 +723,69 @@ def _champion_metric(
     return float(m[metric]), version, ""
 
 
+def fit_comparators(
+    rows: Mapping[str, pd.DataFrame],
+    features: tuple[str, ...],
+    *,
+    seed: int,
+    num_threads: int,
+    max_train_rows: int,
+    calibration: str,
+    policy: PolicyParams,
+    period_days: int,
+) -> dict[str, tuple[LogisticModel | PlainModel, PolicyChoice]]:
+    """Fit the logistic and plain LightGBM comparators, and choose their tiers.
+
+    Both train on the same (seeded, capped) training rows, are calibrated on the
+    calibration window (the validation window when there is none) and get tier bounds
+    chosen there from the same costs, as the model's were.
+
+    Args:
+        rows: The time split's rows by role.
+        features: The model's features (the logistic regression's inputs).
+        seed: Random seed.
+        num_threads: LightGBM threads.
+        max_train_rows: Cap on the training rows.
+        calibration: Calibration method.
+        policy: Costs and limits.
+        period_days: Days per cutoff period.
+
+    Returns:
+        {"logistic" | "plain": (fitted comparator, its tier choice)}.
+    """
+    cal_rows = rows["calibration"] if len(rows["calibration"]) else rows["valid"]
+    fitted: dict[str, LogisticModel | PlainModel] = {
+        "logistic": fit_logistic(
+            rows["train"],
+            cal_rows,
+            features,
+            seed=seed,
+            max_train_rows=max_train_rows,
+            calibration=calibration,
+        ),
+        "plain": fit_plain_lightgbm(
+            rows["train"],
+            cal_rows,
+            PLAIN_FEATURES,
+            seed=seed,
+            num_threads=num_threads,
+            max_train_rows=max_train_rows,
+            calibration=calibration,
+        ),
+    }
+    y_cal = cal_rows["target"].to_numpy()
+    periods = int(cal_rows["cutoff"].nunique())
+    return {
+        name: (
+            m,
+            choose_bounds(
+                m.predict(cal_rows), y_cal, policy, periods=periods, period_days=period_days
+            ),
+        )
+        for name, m in fitted.items()
+    }
+
+
 def main(
     params_path: Path = PARAMS_FILE,
     features_dir: Path = FEATURES_DIR,
@@ -519,27 +793,37 @@ def main(
     metrics_file: Path = METRICS_FILE,
     plots_dir: Path = PLOTS_DIR,
     reports_dir: Path = REPORTS_DIR,
+    evaluation_file: Path | None = None,
+    consistency_file: Path = CONSISTENCY_DIR / CONSISTENCY_FILE,
 ) -> dict[str, float]:
     """Score the test window, write metrics, plots, gate and report, log them to MLflow.
 
     Args:
         params_path: params.yaml.
         features_dir: The features stage's folder.
-        model_dir: The train stage's folder.
-        metrics_file: Destination of the metrics.
+        model_dir: The train stage's folder (its held-out model is judged).
+        metrics_file: Destination of the headline metrics (DVC metrics).
         plots_dir: Destination of the curve files.
         reports_dir: Destination of the HTML report and gate.json.
+        evaluation_file: Destination of every figure; None: evaluation.json in
+            ``reports_dir``.
+        consistency_file: The time-consistency check's result, shown in the report.
 
     Returns:
-        The flat metrics.
+        The flat metrics (every figure).
+
+    Raises:
+        ConfigError: The plain baseline's features are not computed.
     """
     from refundguard import report
 
+    evaluation_file = evaluation_file or reports_dir / EVALUATION_FILE.name
     params = load_params(params_path)
     info = read_json(model_dir / TRAINING_FILE)
-    model = load_model(model_dir)
-    policy = load_policy(model_dir)
+    model = load_holdout_model(model_dir)
+    policy = load_holdout_policy(model_dir)
     snapshots = pd.read_parquet(features_dir / "snapshots.parquet")
+    check_plain_features(snapshots.columns)
     split = split_from_info(info)
     rows = split_rows(snapshots, split)
     test = rows["test"]
@@ -550,27 +834,36 @@ def main(
     prob = model.predict(test)
     base = baseline_score(test, params.evaluate.baseline_feature)
     base_flag = base >= params.evaluate.baseline_threshold
-    cal_rows = rows["calibration"] if len(rows["calibration"]) else rows["valid"]
-    logistic = fit_logistic(
-        rows["train"], cal_rows, model.features, seed=params.base.seed,
+    comparators = fit_comparators(
+        rows,
+        model.features,
+        seed=params.base.seed,
+        num_threads=params.train.lightgbm.num_threads,
         max_train_rows=params.evaluate.ablation_max_train_rows,
         calibration=params.train.calibration,
+        policy=params.policy,
+        period_days=period_days,
     )
-    logistic_cal_prob = logistic.predict(cal_rows)
-    logistic_policy = choose_bounds(
-        logistic_cal_prob, cal_rows["target"].to_numpy(), params.policy,
-        periods=int(cal_rows["cutoff"].nunique()), period_days=period_days,
-    )
-    logistic_prob = logistic.predict(test)
-    tiers = option_tiers(prob, policy.bounds, logistic_prob, logistic_policy.bounds, base_flag)
+    probs = {name: m.predict(test) for name, (m, _) in comparators.items()}
+    tiered = {name: (probs[name], choice.bounds) for name, (_, choice) in comparators.items()}
+    tiers = option_tiers({**tiered, "model": (prob, policy.bounds)}, base_flag)
 
     truth_path = params.data.truth_path()
     truth = None
     if truth_path is not None and truth_path.is_file():
         truth = truth_at_cutoff(test, pd.read_parquet(truth_path), params.base.timezone)
-    scores = {"model": prob, "baseline": base, "logistic": logistic_prob}
-    flags = {"model": _flagged(tiers["model"]), "baseline": base_flag,
-             "logistic": _flagged(tiers["logistic"])}
+    scores = {
+        "model": prob,
+        "plain": probs["plain"],
+        "baseline": base,
+        "logistic": probs["logistic"],
+    }
+    flags = {
+        "model": _flagged(tiers["model"]),
+        "plain": _flagged(tiers["plain"]),
+        "baseline": base_flag,
+        "logistic": _flagged(tiers["logistic"]),
+    }
     metrics = evaluate_scores(
         y, scores, flags, top_share=params.evaluate.top_share,
         max_fpr=params.evaluate.max_fpr, capacity=capacity, truth=truth,
@@ -580,12 +873,13 @@ def main(
                    truth=truth)
     )
     metrics.update({f"calibration.{k}": v for k, v in calibration_metrics(y, prob).items()})
-    metrics.update(
-        {f"calibration.logistic_{k}": v for k, v in calibration_metrics(y, logistic_prob).items()}
-    )
+    for name in FITTED:
+        metrics.update(
+            {f"calibration.{name}_{k}": v for k, v in calibration_metrics(y, probs[name]).items()}
+        )
+        metrics.update(_policy_metrics(f"policy_{name}", comparators[name][1]))
     metrics.update({f"calibration.cv_brier_{k}": v for k, v in model.calibration_scores.items()})
     metrics.update(_policy_metrics("policy", policy))
-    metrics.update(_policy_metrics("policy_logistic", logistic_policy))
     metrics.update(_training_metrics(info))
     if params.evaluate.ablation:
         catalog = {f.name: f.group for f in build_catalog(params.features)}
@@ -603,6 +897,8 @@ def main(
     candidate = float(metrics[f"model.{reg.metric}"])
     from refundguard.scorer import ARTIFACTS, content_id
 
+    # The version the export stage registers is the shipped model's (the folder's top
+    # level), so that is the id compared with the champion's.
     candidate_id = content_id(
         {k: model_dir / v for k, v in ARTIFACTS.items() if k not in ("scorer", "sentiment")}
     )
@@ -612,18 +908,19 @@ def main(
         min_improvement=reg.min_improvement, note=note,
     )
     # The gate depends on the registry's state, not only on data and params, so it stays
-    # out of metrics.json (which must repeat byte for byte) and lives in gate.json.
+    # out of the metrics files (which must repeat byte for byte) and lives in gate.json.
 
-    write_json(nest(metrics), metrics_file)
+    write_json(nest(headline(metrics)), metrics_file)
+    write_json(nest(metrics), evaluation_file)
     write_json(gate, reports_dir / GATE_FILE)
     curve_frames: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for name, score in scores.items():
         roc, pr = curves(y, score)
         curve_frames[name] = (roc, pr)
-        write_csv(roc, plots_dir / f"roc_{name}.csv")
-        write_csv(pr, plots_dir / f"pr_{name}.csv")
+        write_plot_csv(roc, plots_dir / f"roc_{name}.csv")
+        write_plot_csv(pr, plots_dir / f"pr_{name}.csv")
     rel = reliability(y, prob)
-    write_csv(rel.round(6), plots_dir / "calibration.csv")
+    write_plot_csv(rel.round(6), plots_dir / "calibration.csv")
     importance = pd.DataFrame(
         {
             "feature": list(model.features),
@@ -641,6 +938,7 @@ def main(
             catalog={f.name: f for f in build_catalog(params.features)},
             gate=gate,
             info=info,
+            consistency=read_json(consistency_file) if consistency_file.is_file() else {},
         )
     )
     write_text(html, reports_dir / REPORT_FILE)
@@ -653,19 +951,22 @@ def main(
     with mlflow.start_run(run_id=info["run_id"]):
         mlflow.log_metrics({f"test.{k}": v for k, v in metrics.items() if math.isfinite(v)})
         mlflow.log_artifact(str(metrics_file))
+        mlflow.log_artifact(str(evaluation_file))
         mlflow.log_artifact(str(reports_dir / REPORT_FILE))
         mlflow.log_artifact(str(reports_dir / GATE_FILE))
         mlflow.log_artifacts(str(plots_dir), artifact_path="plots")
     log.info(
-        "test AP: model %.3f, logistic %.3f, baseline %.3f; cost/buyer: model %.2f, "
-        "no model %.2f; gate: %s",
+        "test AP: model %.3f, plain LightGBM %.3f, logistic %.3f, rule %.3f; cost/buyer: "
+        "model %.2f, no model %.2f; gate: %s",
         metrics["model.average_precision"],
+        metrics["plain.average_precision"],
         metrics["logistic.average_precision"],
         metrics["baseline.average_precision"],
         metrics["cost.model.cost_per_buyer"],
         metrics["cost.no_model.cost_per_buyer"],
         gate["decision"],
     )
+    log.info("%s", report.plain_verdict(metrics))
     return metrics
 
 

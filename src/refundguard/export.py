@@ -154,6 +154,7 @@ def publish(
     name: str,
     gate_file: Path,
     tags: dict[str, str],
+    source_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Register the scorer folder and set the alias the gate decided.
 
@@ -163,6 +164,7 @@ def publish(
         gate_file: The evaluate stage's gate.json (absent: see
             :func:`refundguard.registry.fallback_gate`).
         tags: Version tags (``model_version`` among them).
+        source_run_id: The training run the registry version links to.
 
     Returns:
         Content of reports/registry.json.
@@ -171,7 +173,9 @@ def publish(
 
     decided = registry.read_gate(gate_file, name)
     newest = registry.newest_version(name)
-    version = registry.register(scorer_dir, decided["decision"], name, tags)
+    version = registry.register(
+        scorer_dir, decided["decision"], name, tags, source_run_id=source_run_id
+    )
     held = sorted(a for a, v in registry.aliases(name).items() if v == version)
     log.info(
         "registry: %s version %s (%s)%s",
@@ -180,7 +184,6 @@ def publish(
         ", ".join(f"@{a}" for a in held) or "no alias",
         " (unchanged: same model as the newest version)" if newest == version else "",
     )
-    # Flat values only: DVC shows this file as metrics.
     return {
         "name": name,
         "version": version,
@@ -216,7 +219,7 @@ def main(
         model_dir: The train stage's folder.
         features_dir: The features stage's folder (for the input example).
         sentiment_dir: The sentiment model's folder.
-        metrics_file: The evaluate stage's metrics.
+        metrics_file: The evaluate stage's headline metrics, recorded in scorer.json.
         out_dir: Destination of the scorer; replaced whole, only once the new one is complete.
         onnx_dir: Destination of model.onnx and spec.json; replaced the same way.
         gate_file: The evaluate stage's champion/challenger decision.
@@ -319,6 +322,7 @@ def main(
                 "train_run_id": str(training.get("run_id")),
                 "refundguard_version": __version__,
             },
+            source_run_id=training.get("run_id"),
         )
         write_json(report, registry_file)
     return out_dir

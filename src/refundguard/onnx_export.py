@@ -237,14 +237,19 @@ def onnx_spec(
         Content of ``spec.json``.
     """
     cal = dict(calibration)
+    cal.setdefault("tie_break", 0.0)
     if cal.get("method") == "isotonic":
-        cal["rule"] = (
-            "p <= x[0]: y[0]; p >= x[-1]: y[-1]; otherwise, with j the largest index where "
-            "x[j] <= p: y[j] + (p - x[j]) * (y[j+1] - y[j]) / (x[j+1] - x[j])"
+        base = (
+            "c(p) = p <= x[0]: y[0]; p >= x[-1]: y[-1]; otherwise, with j the largest index "
+            "where x[j] <= p: y[j] + (p - x[j]) * (y[j+1] - y[j]) / (x[j+1] - x[j])"
         )
     else:
         cal["eps"] = PLATT_EPS
-        cal["rule"] = "q = clip(p, eps, 1 - eps); 1 / (1 + exp(-(a * ln(q / (1 - q)) + b)))"
+        base = "c(p) = 1 / (1 + exp(-(a * ln(q / (1 - q)) + b))) with q = clip(p, eps, 1 - eps)"
+    cal["rule"] = (
+        f"{base}; probability = (1 - tie_break) * c(p) + tie_break * clip(p, 0, 1) "
+        "(strictly increasing: distinct raw probabilities stay distinct and in order)"
+    )
     return {
         "format": ONNX_FORMAT,
         "model_version": model_version,
@@ -300,13 +305,17 @@ def calibrate_from_spec(raw: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
         x = np.asarray(cal["x"], dtype="float64")
         y = np.asarray(cal["y"], dtype="float64")
         if len(x) == 1:
-            return np.full(p.shape, y[0])
-        j = np.clip(np.searchsorted(x, p, side="right") - 1, 0, len(x) - 2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inner = y[j] + (p - x[j]) * (y[j + 1] - y[j]) / (x[j + 1] - x[j])
-        return np.where(p <= x[0], y[0], np.where(p >= x[-1], y[-1], inner))
-    q = np.clip(p, cal["eps"], 1 - cal["eps"])
-    return 1.0 / (1.0 + np.exp(-(cal["a"] * np.log(q / (1 - q)) + cal["b"])))
+            base = np.full(p.shape, y[0])
+        else:
+            j = np.clip(np.searchsorted(x, p, side="right") - 1, 0, len(x) - 2)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inner = y[j] + (p - x[j]) * (y[j + 1] - y[j]) / (x[j + 1] - x[j])
+            base = np.where(p <= x[0], y[0], np.where(p >= x[-1], y[-1], inner))
+    else:
+        q = np.clip(p, cal["eps"], 1 - cal["eps"])
+        base = 1.0 / (1.0 + np.exp(-(cal["a"] * np.log(q / (1 - q)) + cal["b"])))
+    w = float(cal.get("tie_break", 0.0))
+    return np.asarray(base) if w <= 0 else (1.0 - w) * base + w * np.clip(p, 0.0, 1.0)
 
 
 def tiers_from_spec(

@@ -257,27 +257,58 @@ def newest_version(name: str) -> str | None:
 def _experiment_id(client: MlflowClient) -> str:
     found = client.get_experiment_by_name(tracking.EXPERIMENT)
     if found is not None:
+        # A copied or moved store would register into the old project's artifacts.
+        tracking.check_artifact_location(
+            tracking.tracking_uri(), tracking.EXPERIMENT, found.artifact_location
+        )
         return str(found.experiment_id)
     uri = tracking.tracking_uri()
     return str(
-        client.create_experiment(tracking.EXPERIMENT, artifact_location=tracking.artifact_root(uri))
+        client.create_experiment(
+            tracking.EXPERIMENT,
+            artifact_location=tracking.artifact_root(uri),
+            tags=tracking.EXPERIMENT_TAGS,
+        )
     )
 
 
-def register(scorer_dir: Path, decision: str, name: str, tags: dict[str, str]) -> str:
+def _run_in_store(client: MlflowClient, run_id: str | None) -> str | None:
+    """``run_id`` if this store holds that run, else None."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return None
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        return None
+    return run_id
+
+
+def register(
+    scorer_dir: Path,
+    decision: str,
+    name: str,
+    tags: dict[str, str],
+    *,
+    source_run_id: str | None = None,
+) -> str:
     """Register a scorer folder as a new model version and point an alias at it.
 
     The folder's files are logged as-is to an "export" run (no model is re-saved) and
-    that copy becomes the version's source. If the newest version already carries the
-    same ``model_version`` tag, nothing is registered and its version is returned, so
-    re-running the stage adds no duplicates; the alias is then set only if that version
-    holds none yet.
+    that copy becomes the version's source. The version's run is the training run that
+    produced the model (``source_run_id``), so the registry links to its params and
+    metrics; without one, or when this store does not hold it, the export run. If the
+    newest version already carries the same ``model_version`` tag, nothing is registered
+    and its version is returned, so re-running the stage adds no duplicates; the alias is
+    then set only if that version holds none yet.
 
     Args:
         scorer_dir: A folder written by the export stage.
         decision: "champion" or "challenger": the alias to set.
         name: Registered model name.
         tags: Version tags; ``model_version`` identifies the model's content.
+        source_run_id: The training run (training.json's ``run_id``).
 
     Returns:
         The registry version.
@@ -310,7 +341,8 @@ def register(scorer_dir: Path, decision: str, name: str, tags: dict[str, str]) -
     finally:
         client.set_terminated(run.info.run_id)
     source = f"{client.get_run(run.info.run_id).info.artifact_uri}/scorer"
-    created = client.create_model_version(name, source, run_id=run.info.run_id, tags=dict(tags))
+    run_id = _run_in_store(client, source_run_id) or run.info.run_id
+    created = client.create_model_version(name, source, run_id=run_id, tags=dict(tags))
     version = str(created.version)
     client.set_registered_model_alias(name, decision, version)
     return version

@@ -24,11 +24,17 @@ OPTION_LABELS = {
     "no_model": "No model (everyone standard)",
     "baseline": "Rule baseline",
     "logistic": "Logistic regression",
+    "plain": "Plain LightGBM (defaults, basic features)",
     "model": "Model (LightGBM)",
 }
-SCORER_LABELS = {"model": "Model", "logistic": "Logistic regression", "baseline": "Rule"}
-SCORERS_ORDER = ("model", "logistic", "baseline")
-COLORS = {"model": "#1f5fbf", "logistic": "#d98c1a", "baseline": "#7a7a7a"}
+SCORER_LABELS = {
+    "model": "Model",
+    "plain": "Plain LightGBM",
+    "logistic": "Logistic regression",
+    "baseline": "Rule",
+}
+SCORERS_ORDER = ("model", "plain", "logistic", "baseline")
+COLORS = {"model": "#1f5fbf", "plain": "#2e8b57", "logistic": "#d98c1a", "baseline": "#7a7a7a"}
 LOOKALIKES = ("size_bracketer", "logistics_victim", "picky_reviewer", "household")
 ABUSERS = ("refund_only_claimer", "extortion_reviewer", "wardrober", "ring_member")
 
@@ -47,6 +53,7 @@ class ReportData:
         catalog: Feature catalog entries by name.
         gate: The champion/challenger decision.
         info: training.json.
+        consistency: The time-consistency check (consistency.json), if it ran.
     """
 
     metrics: Mapping[str, float]
@@ -58,6 +65,7 @@ class ReportData:
     catalog: Mapping[str, Feature]
     gate: Mapping[str, Any] = field(default_factory=dict)
     info: Mapping[str, Any] = field(default_factory=dict)
+    consistency: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _svg(fig: Any) -> str:
@@ -208,6 +216,113 @@ def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _model_paragraph(info: Mapping[str, Any]) -> str:
+    """Which model ships, which one these figures judge, and the label horizon."""
+    horizon = info.get("horizon", {})
+    how = (
+        f"derived from the data ({horizon.get('n_delays', 0)} label delays, quantile "
+        f"{_fmt(horizon.get('quantile_days'))} days)"
+        if horizon.get("source") == "data"
+        else "set in params.yaml"
+    )
+    held = info.get("holdout", {})
+    text = (
+        f"Label horizon H = {info.get('horizon_days')} days, {how}. The figures above judge "
+        f"the held-out booster ({held.get('rounds', info.get('best_iteration'))} rounds on "
+        f"{held.get('rows', 0):,} rows of the train cutoffs). "
+    )
+    shipped = info.get("shipped") or {}
+    if info.get("ships") == "refit" and shipped:
+        oot = shipped.get("oot_metrics", {})
+        text += (
+            f"The shipped booster is refit on all {len(shipped.get('cutoffs', []))} cutoffs "
+            f"({shipped.get('rows', 0):,} rows, {shipped.get('rounds')} rounds) and "
+            f"calibrated ({shipped.get('calibration_method')}) on out-of-time predictions "
+            f"of {len(shipped.get('crossfit_blocks', []))} blocks of cutoffs "
+            f"({shipped.get('oot_rows', 0):,} rows; out-of-time AP "
+            f"{_fmt(oot.get('average_precision'))}, AUC {_fmt(oot.get('roc_auc'))})."
+        )
+    else:
+        text += "The held-out booster is also the one that ships (train.refit: false)."
+    return f"<p>{html.escape(text)}</p>"
+
+
+def _consistency_section(c: Mapping[str, Any]) -> str:
+    """The time-consistency check: every feature's figures, those left out first."""
+    checks = sorted(
+        c.get("checks", []),
+        key=lambda r: (bool(r.get("passed")), -float(r.get("adversarial_auc") or 0.0)),
+    )
+    dropped = list(c.get("dropped", []))
+    summary = (
+        f"Early side: {len(c.get('early_cutoffs', []))} training cutoffs; late side: "
+        f"{', '.join(str(x)[:10] for x in c.get('late_cutoffs', []))}. An early-vs-late "
+        f"classifier on all features reaches AUC {_fmt(c.get('adversarial_auc'))}. "
+        + (f"Left out of the model: {', '.join(dropped)}." if dropped
+           else "Every feature kept." if c.get("enabled", True)
+           else "The check is report-only (consistency.enabled: false).")
+    )
+    rows = [
+        [html.escape(str(r["name"])), _fmt(r.get("psi")), _fmt(r.get("adversarial_auc")),
+         _pct(r.get("adversarial_importance")), _fmt(r.get("auc_early")),
+         _fmt(r.get("auc_late")), "kept" if r.get("passed") else "<b>left out</b>",
+         html.escape(str(r.get("reason", "")))]
+        for r in checks[:25]
+    ]
+    return (
+        "<h3>Time consistency of the features</h3>"
+        f"<p>{html.escape(summary)} The 25 features that drift most are listed "
+        "(all in data/consistency/consistency.json).</p>"
+        + _table(["feature", "PSI", "early vs late AUC", "share of gain",
+                  "AUC early", "AUC late", "verdict", "why"], rows)
+    )
+
+
+def _beats(m: Mapping[str, float], prefix: str) -> tuple[bool | None, str]:
+    """Whether the model beats the plain LightGBM on both AP and AUC, and the figures."""
+    figures = []
+    wins = []
+    for key, name in (("average_precision", "AP"), ("roc_auc", "AUC")):
+        ours, plain = m.get(f"{prefix}model.{key}"), m.get(f"{prefix}plain.{key}")
+        if ours is None or plain is None or not (math.isfinite(ours) and math.isfinite(plain)):
+            return None, ""
+        figures.append(f"{name} {ours:.3f} vs {plain:.3f}")
+        wins.append(ours > plain)
+    return all(wins), ", ".join(figures)
+
+
+def plain_verdict(m: Mapping[str, float]) -> str:
+    """One sentence: does refundguard beat the plain LightGBM, on labels and on the truth?
+
+    "Beats" means a higher average precision and a higher ROC-AUC on the test window.
+
+    Args:
+        m: Flat metrics with "model.*" and "plain.*" (and "truth.*" with a truth file).
+
+    Returns:
+        The sentence, plain text.
+    """
+    parts = []
+    failed = False
+    for prefix, where in (("", "labels"), ("truth.", "the truth")):
+        won, figures = _beats(m, prefix)
+        if won is None:
+            if not prefix:
+                return "refundguard could not be compared with the plain LightGBM (no figures)."
+            continue
+        failed = failed or not won
+        verb = "beats" if won else "does NOT beat"
+        parts.append((verb, f"on {where} ({figures})"))
+    if len(parts) == 1:
+        text = f"refundguard {parts[0][0]} the plain LightGBM {parts[0][1]}"
+    elif parts[0][0] == parts[1][0]:
+        text = f"refundguard {parts[0][0]} the plain LightGBM {parts[0][1]} and {parts[1][1]}"
+    else:
+        text = (f"refundguard {parts[0][0]} the plain LightGBM {parts[0][1]} but "
+                f"{parts[1][0]} it {parts[1][1]}")
+    return text + (": this is a bug to investigate." if failed else ".")
+
+
 def _lookalike_verdict(m: Mapping[str, float]) -> str:
     rates = {s: m.get(f"segment.{s}.model_flag_rate") for s in LOOKALIKES}
     known = {s: r for s, r in rates.items() if r is not None and math.isfinite(r)}
@@ -236,6 +351,9 @@ def render(data: ReportData) -> str:
     """
     m = data.metrics
     parts: list[str] = []
+    won = [_beats(m, p)[0] for p in ("", "truth.")]
+    cls = "bad" if False in won else "ok" if won[0] else ""
+    parts.append(f'<p class="headline {cls}">{html.escape(plain_verdict(m))}</p>')
     headline = [
         ("ROC-AUC", "roc_auc", _fmt),
         ("Average precision", "average_precision", _fmt),
@@ -281,7 +399,7 @@ def render(data: ReportData) -> str:
         + ". Chosen on the calibration window from the costs and limits in params.yaml.</p>"
     )
     rows = []
-    for opt in ("no_model", "baseline", "logistic", "model"):
+    for opt in ("no_model", "baseline", "logistic", "plain", "model"):
         rows.append(
             [OPTION_LABELS[opt]]
             + [_fmt(m.get(f"cost.{opt}.count.{t}"), 0) for t in TIERS]
@@ -335,6 +453,9 @@ def render(data: ReportData) -> str:
         + html.escape(", ".join(data.info.get("monotone_increasing", [])) or "none")
         + ".</p>"
     )
+    parts.append(_model_paragraph(data.info))
+    if data.consistency:
+        parts.append(_consistency_section(data.consistency))
     abl = sorted(k for k in m if k.startswith("ablation.without_") and k.endswith(".ap_drop"))
     if abl:
         parts.append("<h3>Ablation: drop in average precision without each group</h3>")
@@ -366,7 +487,7 @@ th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 .grid {{ display: flex; flex-wrap: wrap; gap: 1em; }}
 figure {{ margin: 0; }} figure svg {{ max-width: 100%; height: auto; }}
-.verdict {{ font-weight: bold; padding: 0.5em; }} .ok {{ background: #e6f4e6; }}
+.verdict, .headline {{ font-weight: bold; padding: 0.5em; }} .ok {{ background: #e6f4e6; }}
 .bad {{ background: #fbe3e3; }}
 </style></head><body>
 <h1>refundguard evaluation report</h1>

@@ -37,7 +37,6 @@ from refundguard.features import (
     build_catalog,
     catalog_version,
     compute_features,
-    has_history,
     prepare_events,
 )
 from refundguard.io import read_json
@@ -53,8 +52,29 @@ OUTPUT_COLUMNS = (
     "reasons_en",
     "model_version",
 )
-# Columns a feature frame may carry besides buyer_id and the features.
+# Columns a feature frame may carry besides buyer_id and the catalog's features.
 PASSTHROUGH = frozenset({"cutoff"})
+# Each is NaN exactly when the buyer had no order before the cutoff (both come from the
+# buyer's orders before it). The first one found, among the model's features or else the
+# input's columns, decides the no-history tier: the time-consistency check may leave
+# days_since_first_order out of the model.
+HISTORY_FEATURES = (NO_HISTORY.feature, "days_since_last_order")
+# Valid range of a feature by its catalog unit (inclusive). Shares and the sentiment score
+# are fractions; stars are 1-5; counts, money, durations and ratios cannot be negative.
+UNIT_RANGES: Mapping[str, tuple[float, float]] = {
+    "count": (0.0, np.inf),
+    "cny": (0.0, np.inf),
+    "share": (0.0, 1.0),
+    "days": (0.0, np.inf),
+    "hours": (0.0, np.inf),
+    "stars": (1.0, 5.0),
+    "score": (0.0, 1.0),
+    "ratio": (0.0, np.inf),
+}
+# Slack on the bounds: shares computed as sums of floats may end at 1 + 1e-16.
+_RANGE_SLACK = 1e-9
+# Buyer action times: the data's last event is the latest of these.
+EVENT_TIME_COLUMNS = {"orders": "created_at", "refunds": "requested_at", "reviews": "created_at"}
 _TIER_NAMES = np.asarray(TIERS, dtype=object)
 # Artifact names inside the pyfunc model, and the files behind them.
 ARTIFACTS = {
@@ -65,6 +85,130 @@ ARTIFACTS = {
     "scorer": "scorer.json",
     "sentiment": "sentiment",
 }
+
+
+def feature_ranges(catalog: Sequence[Feature]) -> dict[str, tuple[float, float]]:
+    """The valid range of every catalog feature, derived from its unit.
+
+    Args:
+        catalog: Feature catalog entries.
+
+    Returns:
+        (lowest, highest) allowed value by feature name; inf where unbounded.
+
+    Raises:
+        ModelError: A feature has a unit this code has no range for.
+    """
+    ranges: dict[str, tuple[float, float]] = {}
+    for f in catalog:
+        if f.unit not in UNIT_RANGES:
+            raise ModelError(f"feature '{f.name}' has unit '{f.unit}', which has no valid range")
+        ranges[f.name] = UNIT_RANGES[f.unit]
+    return ranges
+
+
+def _is_number(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True  # missing: the nullable check decides
+    if isinstance(value, bool | np.bool_ | float | np.floating | np.integer):
+        return True
+    if isinstance(value, int):
+        # Python ints of any size arrive from JSON; beyond float64 they cannot be scored.
+        try:
+            float(value)
+        except OverflowError:
+            return False
+        return True
+    return False
+
+
+def _check_numbers(name: str, values: np.ndarray) -> None:
+    """Refuse a non-numeric column unless every value is a number or missing.
+
+    A column that mixes numbers and nulls, or holds nulls only, arrives from JSON as
+    Python objects; it is numeric. Text (even "5"), lists and the like are refused.
+    """
+    bad = np.fromiter((not _is_number(v) for v in values), dtype=bool, count=len(values))
+    if bad.any():
+        example = repr(values[int(np.flatnonzero(bad)[0])])
+        example = example if len(example) <= 40 else example[:37] + "..."
+        raise InputError(
+            f"feature column '{name}' must hold numbers, got {example} in {_rows(int(bad.sum()))}"
+        )
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
+def _describe_bound(value: float) -> str:
+    return f"{value:g}"
+
+
+def last_event_time(tables: Mapping[str, pd.DataFrame]) -> pd.Timestamp | None:
+    """The time of the latest buyer action in validated tables.
+
+    Args:
+        tables: Validated tables; orders, refunds and reviews are read when present.
+
+    Returns:
+        The latest order, request or review time, or None if there is none.
+    """
+    times = [
+        tables[name][col].max()
+        for name, col in EVENT_TIME_COLUMNS.items()
+        if name in tables and col in tables[name].columns and len(tables[name])
+    ]
+    times = [t for t in times if not pd.isna(t)]
+    return max(times) if times else None
+
+
+def check_as_of(as_of: pd.Timestamp, last_event: pd.Timestamp | None, max_days: float) -> None:
+    """Refuse a scoring time too far after the data's last event.
+
+    Features count what happened in windows before ``as_of``; past the end of the data
+    every window is empty and every buyer looks inactive, hence harmless.
+
+    Args:
+        as_of: The scoring time (tz-aware).
+        last_event: The data's last event (:func:`last_event_time`), or None.
+        max_days: Days after the last event still accepted.
+
+    Raises:
+        InputError: ``as_of`` is more than ``max_days`` after ``last_event``, or there is
+            no event at all.
+    """
+    if last_event is None:
+        raise InputError("the data has no orders, refunds or reviews to score from")
+    gap = (as_of - last_event) / pd.Timedelta(days=1)
+    if gap > max_days:
+        raise InputError(
+            f"--as-of {as_of.isoformat()} is {gap:,.1f} days after the data's last event "
+            f"({last_event.tz_convert(as_of.tz).isoformat()}); at most {max_days:g} days "
+            "are allowed (score.max_days_after_data), since every buyer would look inactive"
+        )
+
+
+def unknown_buyers(tables: Mapping[str, pd.DataFrame], buyers: Sequence[str]) -> np.ndarray:
+    """Which buyer ids appear nowhere in the data (ids are case-sensitive).
+
+    Args:
+        tables: Validated tables; buyer ids are read from orders, buyers and labels.
+        buyers: The ids asked for.
+
+    Returns:
+        One boolean per id in ``buyers``: True if the id is in no table.
+    """
+    known = [
+        tables[name]["buyer_id"]
+        for name in ("orders", "buyers", "labels")
+        if name in tables and "buyer_id" in tables[name].columns
+    ]
+    asked = pd.Index(pd.Series(list(buyers), dtype="str"))
+    if not known:
+        return np.ones(len(asked), dtype=bool)
+    seen = pd.Index(pd.concat(known, ignore_index=True).dropna().astype("str").unique())
+    return ~asked.isin(seen)
 
 
 def content_id(files: Mapping[str, Path]) -> str:
@@ -228,27 +372,44 @@ class Scorer:
         if not frame.columns.is_unique:
             dup = frame.columns[frame.columns.duplicated()][0]
             raise InputError(f"input has column '{dup}' more than once")
+        ids = frame["buyer_id"].to_numpy(dtype=object)
+        # A plain loop: pandas' string methods cost more than the whole single-buyer call.
+        blank = pd.isna(ids) | np.fromiter(
+            (isinstance(v, str) and not v.strip() for v in ids), dtype=bool, count=len(ids)
+        )
+        if blank.any():
+            raise InputError(
+                f"column 'buyer_id' is missing or empty in {_rows(int(blank.sum()))} "
+                f"(first at row {int(np.flatnonzero(blank)[0])})"
+            )
         missing = [f for f in self.features if f not in frame.columns]
         if missing:
             raise InputError(
                 f"input is missing feature column '{missing[0]}'"
                 + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
             )
-        known = {"buyer_id", *self.features, *PASSTHROUGH}
+        # Catalog features the model does not use are accepted (the features stage writes
+        # them all) and ignored, except that a history feature decides the no-history tier.
+        known = {"buyer_id", *self.catalog, *PASSTHROUGH}
         extra = [c for c in frame.columns if c not in known]
         if extra:
             raise InputError(
                 f"input has unexpected column '{extra[0]}'"
                 + (f" and {len(extra) - 1} more" if len(extra) > 1 else "")
-                + " (only buyer_id, cutoff and the model's features are accepted)"
+                + " (only buyer_id, cutoff and the feature catalog's columns are accepted)"
             )
+        for name in HISTORY_FEATURES:
+            if name in frame.columns and name not in self.features:
+                col = frame[name]
+                if getattr(col.dtype, "kind", "O") not in "biuf":
+                    _check_numbers(name, col.to_numpy(dtype=object))
         # Positions and dtype kinds rather than .loc and per-column dtype checks: a
         # single-buyer request is dominated by pandas overhead (2 ms -> 0.5 ms here).
         pos = frame.columns.get_indexer(list(self.features))
         dtypes = frame.dtypes.to_numpy()[pos]
-        for f, dtype in zip(self.features, dtypes, strict=True):
+        for f, i, dtype in zip(self.features, pos, dtypes, strict=True):
             if getattr(dtype, "kind", "O") not in "biuf":
-                raise InputError(f"feature column '{f}' must be numeric, got {dtype}")
+                _check_numbers(f, frame.iloc[:, i].to_numpy(dtype=object))
         x = frame.iloc[:, pos].to_numpy(dtype="float64", na_value=np.nan)
         if np.isinf(x).any():
             col = self.features[int(np.flatnonzero(np.isinf(x).any(axis=0))[0])]
@@ -259,7 +420,54 @@ class Scorer:
                 f"feature column '{self.features[int(nan_cols[0])]}' has missing values, "
                 "but the feature catalog says it is always defined"
             )
+        self._check_ranges(x)
         return x
+
+    def _check_ranges(self, x: np.ndarray) -> None:
+        low, high = self._ranges
+        # NaN compares False: a missing value is never out of range.
+        below = x < low - _RANGE_SLACK
+        above = x > high + _RANGE_SLACK
+        bad = (below | above).any(axis=0)
+        if not bad.any():
+            return
+        j = int(np.flatnonzero(bad)[0])
+        name, unit = self.features[j], self.catalog[self.features[j]].unit
+        n_low, n_high = int(below[:, j].sum()), int(above[:, j].sum())
+        parts = []
+        if n_low:
+            parts.append(
+                f"must be >= {_describe_bound(low[j])} ({unit}), "
+                f"{_rows(n_low)} below (e.g. {x[below[:, j], j][0]:g})"
+            )
+        if n_high:
+            parts.append(
+                f"must be <= {_describe_bound(high[j])} ({unit}), "
+                f"{_rows(n_high)} above (e.g. {x[above[:, j], j][0]:g})"
+            )
+        more = int(bad.sum()) - 1
+        raise InputError(
+            f"feature column '{name}' "
+            + "; ".join(parts)
+            + (f" (and {more} more column(s) out of range)" if more else "")
+        )
+
+    @cached_property
+    def _ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        ranges = feature_ranges(list(self.catalog.values()))
+        low = np.array([ranges[f][0] for f in self.features], dtype="float64")
+        high = np.array([ranges[f][1] for f in self.features], dtype="float64")
+        return low, high
+
+    def _fresh(self, frame: pd.DataFrame, x: np.ndarray) -> np.ndarray:
+        """Which rows' buyers had no order before the cutoff (see HISTORY_FEATURES)."""
+        for name in HISTORY_FEATURES:
+            if name in self.features:
+                return np.isnan(x[:, self.features.index(name)])
+            if name in frame.columns:
+                return ~np.isfinite(frame[name].to_numpy(dtype="float64", na_value=np.nan))
+        # No history feature at all: no row can be told apart as new.
+        return np.zeros(len(x), dtype=bool)
 
     @cached_property
     def catalog(self) -> dict[str, Feature]:
@@ -281,10 +489,14 @@ class Scorer:
 
         NaN is accepted where the feature catalog says a feature may be missing, and
         LightGBM treats it as missing. A buyer with no order before the cutoff gets the
-        catalog's no-history tier and reason (:data:`refundguard.features.NO_HISTORY`).
+        catalog's no-history tier and reason (:data:`refundguard.features.NO_HISTORY`),
+        told by days_since_first_order or days_since_last_order (:data:`HISTORY_FEATURES`),
+        from the model's features or else from the input. Catalog features the model
+        does not use are accepted and ignored.
 
         Args:
-            features: buyer_id, every feature column and optionally cutoff.
+            features: buyer_id, every feature column of the model and optionally cutoff
+                and other catalog features.
             chunk_size: Rows per prediction call, bounding memory on big inputs.
             reasons: Write the top 3 reasons of buyers in review or restrict (SHAP
                 contributions are computed for those rows only); False leaves the
@@ -295,8 +507,9 @@ class Scorer:
             model_version; one row per input row, in input order.
 
         Raises:
-            InputError: A column is missing, unexpected, non-numeric, or NaN where the
-                catalog does not allow it.
+            InputError: A column is missing, unexpected, non-numeric, NaN where the
+                catalog does not allow it, or out of its unit's range
+                (:func:`feature_ranges`); a buyer_id is missing or empty.
         """
         x = self._check_input(features)
         raw = np.empty(len(x), dtype="float64")
@@ -311,7 +524,7 @@ class Scorer:
         # Tier codes and object arrays, not .astype(str): building the output was most of
         # the cost of a batch (1.2 s per million rows) and of a single-buyer call.
         code = np.searchsorted(np.asarray(self.bounds, dtype="float64"), prob, side="right")
-        fresh = ~has_history(features)
+        fresh = self._fresh(features, x)
         code[fresh] = TIERS.index(NO_HISTORY.tier)
         tier = _TIER_NAMES[code]
         zh = np.full(len(x), "", dtype=object)

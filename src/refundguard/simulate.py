@@ -5,7 +5,13 @@ local (Asia/Shanghai) timestamps, opaque string ids, and labels only as the plat
 has them (late, partial and sometimes wrong). Abusers hide among honest buyers who look
 like them on simple rules: size bracketers return most of what they buy, logistics
 victims file many genuine "not received" claims, picky reviewers leave many one-star
-reviews, households and parcel lockers share addresses like rings do.
+reviews, households, offices and parcel lockers share addresses like rings do.
+
+The parameters span a family of worlds, as real exports differ: an export that starts
+after years of history, labels from days to months late and covering a third to two
+thirds of the abusers, sleepers who shop honestly for months before they abuse, accounts
+closed when caught, offices, a Spring Festival trough and a growing buyer base.
+:func:`export_as_of` shows a world as an export taken on a given day would.
 
 Everything is generated segment by segment as numpy arrays (no per-order Python loops),
 then turned into pyarrow-backed ``str`` columns, so a million buyers fit in minutes.
@@ -51,6 +57,7 @@ __all__ = [
     "REFUND_TYPES",
     "SEGMENTS",
     "World",
+    "export_as_of",
     "simulate_world",
 ]
 
@@ -151,6 +158,16 @@ _HOUR_WEIGHTS = (
 # Shopping festivals (month, day): 3.8 女王节, 618, 双11, 双12.
 _FESTIVALS = ((3, 8), (6, 18), (11, 11), (12, 12))
 _FESTIVAL_SHARE = 0.05
+# Spring Festival (春节, first day of the lunar year) by year; other years fall back to
+# 5 February. Couriers mostly stop from about 腊月二十三 to 正月初八: days before, after.
+_SPRING_FESTIVAL = {
+    2015: (2, 19), 2016: (2, 8), 2017: (1, 28), 2018: (2, 16), 2019: (2, 5),
+    2020: (1, 25), 2021: (2, 12), 2022: (2, 1), 2023: (1, 22), 2024: (2, 10),
+    2025: (1, 29), 2026: (2, 17), 2027: (2, 6), 2028: (1, 26), 2029: (2, 13),
+    2030: (2, 3), 2031: (1, 23), 2032: (2, 11), 2033: (1, 31), 2034: (2, 19),
+    2035: (2, 8),
+}  # fmt: skip
+_SPRING_FESTIVAL_BREAK = (7.0, 8.0)
 
 # Order rate (orders per year) is lognormal around this median.
 _RATE_MEDIAN = 5.6
@@ -163,6 +180,7 @@ _PRE_REGISTERED_SHARE = 0.65
 _CHURN_SHARE = 0.15
 
 _HOUSEHOLD_SIZE = (2, 5)
+_OFFICE_SIZE = (5, 40)
 _RING_SIZE = (3, 15)
 _RURAL_CLUSTER_SIZE = (3, 20)
 _RURAL_SHARE = 0.5
@@ -571,7 +589,8 @@ class World:
         reviews: One row per product review.
         labels: Platform decisions about buyers (late, partial, sometimes wrong).
         buyers: One row per buyer account.
-        truth: Every buyer's true segment, for evaluation only.
+        truth: Every buyer's true segment, group (``H`` household, ``G`` ring, ``F``
+            office) and ``abuse_start`` (NaT for honest buyers), for evaluation only.
     """
 
     orders: pd.DataFrame
@@ -587,17 +606,21 @@ def simulate_world(params: SimulateParams, *, seed: int) -> World:
 
     Args:
         params: Size and behaviour of the world (``n_buyers``, ``start``, ``days``,
-            ``segment_shares``, label and text settings).
+            ``segment_shares``, label and text settings, and the knobs of the family:
+            history, dormancy, closures, offices, Spring Festival, growth).
         seed: Seed of the random generator; the same parameters and seed give identical
             frames.
 
     Returns:
         The world. Timestamps are naive local wall-clock times (``datetime64[s]``) in
-        ``[start, start + days)``; ids and texts are pyarrow-backed ``str`` columns.
+        ``[start, start + days)``, except ``buyers.registered_at`` and
+        ``truth.abuse_start``, which may be earlier; ids and texts are pyarrow-backed
+        ``str`` columns.
 
     Raises:
         ConfigError: Unknown segment names, shares outside [0, 1) or adding up to 1 or
-            more, fewer than one buyer or day, or rates outside [0, 1].
+            more, fewer than one buyer or day, rates outside [0, 1], a negative history
+            or growth, a bad day range, or more office workers than honest buyers.
     """
     _check_params(params)
     rng = np.random.default_rng(seed)
@@ -613,18 +636,30 @@ def simulate_world(params: SimulateParams, *, seed: int) -> World:
         r_labels,
         r_text,
     ) = rng.spawn(10)
-    horizon = float(params.days)
-    start = np.datetime64(pd.Timestamp(params.start).to_datetime64(), "s")
+    # The knobs of the world family draw from generators spawned after the original ten,
+    # so that with every knob at its default a world is exactly what it was before them.
+    r_knobs = _KnobRngs(*rng.spawn(6))
+    # Internal time 0 is the first simulated day: the export start minus the history.
+    history = float(params.history_before_days)
+    horizon = history + float(params.days)
+    first_day = pd.Timestamp(params.start) - pd.Timedelta(days=params.history_before_days)
+    start = np.datetime64(first_day.to_datetime64(), "s")
 
-    buyers = _make_buyers(params, r_buyers)
-    orders = _make_base_orders(buyers, horizon, start, r_orders)
+    buyers = _make_buyers(params, horizon, r_buyers, r_knobs)
+    orders = _make_base_orders(
+        buyers, horizon, start, r_orders, params.spring_festival_dip, r_knobs.season
+    )
     orders = _expand_sessions(orders, r_sessions, horizon)
     orders = _concat_orders(orders, _ring_bursts(buyers, horizon, r_rings))
-    _assign_ids(orders, buyers, r_ids)
+    _assign_ids(orders, buyers, r_ids, params, r_knobs.office_ids)
     _draw_logistics(orders, buyers, r_logistics)
     refunds = _make_refunds(orders, buyers, r_refunds)
     reviews = _make_reviews(orders, buyers, refunds, r_reviews)
     labels = _make_labels(orders, buyers, refunds, reviews, params, horizon, r_labels)
+    closed = _closed_at(buyers, labels, params.close_on_label_share, r_knobs.close)
+    orders, refunds, reviews, labels = _cut_history_and_closures(
+        orders, refunds, reviews, labels, history, closed
+    )
 
     r_numbers, r_pools, r_reason_text, r_review_text = r_text.spawn(4)
     buyer_number = r_numbers.permutation(params.n_buyers).astype(np.int64)
@@ -673,14 +708,31 @@ def _check_params(params: SimulateParams) -> None:
         "traditional_share": params.traditional_share,
         "english_share": params.english_share,
         "emoji_share": params.emoji_share,
+        "dormant_share": params.dormant_share,
+        "close_on_label_share": params.close_on_label_share,
+        "office_share": params.office_share,
+        "office_device_share": params.office_device_share,
+        "office_card_share": params.office_card_share,
+        "spring_festival_dip": params.spring_festival_dip,
     }
     for name in sorted(rates):
         if not 0.0 <= rates[name] <= 1.0:
             raise ConfigError(f"simulate.{name} must be in [0, 1], got {rates[name]}")
-    lo, hi = params.label_delay_days
-    if lo < 0 or hi < lo:
+    for name in ("label_delay_days", "dormant_days"):
+        lo, hi = getattr(params, name)
+        if lo < 0 or hi < lo:
+            raise ConfigError(f"simulate.{name} must satisfy 0 <= low <= high, got {(lo, hi)}")
+    if params.history_before_days < 0:
         raise ConfigError(
-            f"simulate.label_delay_days must satisfy 0 <= low <= high, got {(lo, hi)}"
+            f"simulate.history_before_days must be at least 0, got {params.history_before_days}"
+        )
+    growth = params.growth_per_year
+    if growth is not None and not (math.isfinite(growth) and growth >= 0.0):
+        raise ConfigError(f"simulate.growth_per_year must be null or >= 0, got {growth}")
+    if params.office_share > 1.0 - sum(shares):
+        raise ConfigError(
+            f"simulate.office_share ({params.office_share}) is more than the share of "
+            f"ordinary honest buyers ({1.0 - sum(shares):.3f}) that offices are made of"
         )
 
 
@@ -755,6 +807,18 @@ def _lognormal(rng: np.random.Generator, median: float, sigma: float, size: int)
     return rng.lognormal(math.log(median), sigma, size)
 
 
+@dataclass(frozen=True)
+class _KnobRngs:
+    """One generator per knob of the world family, apart from the base world's ten."""
+
+    dormant: np.random.Generator
+    growth: np.random.Generator
+    season: np.random.Generator
+    office: np.random.Generator
+    office_ids: np.random.Generator
+    close: np.random.Generator
+
+
 # ---------------------------------------------------------------------------------------
 # Buyers
 # ---------------------------------------------------------------------------------------
@@ -782,6 +846,8 @@ class _Buyers:
     refund_p: FloatArray
     review_p: FloatArray
     n_households: int
+    office: IntArray  # office number, -1 for none
+    n_offices: int
 
 
 def _segment_codes(params: SimulateParams, rng: np.random.Generator) -> IntArray:
@@ -794,9 +860,10 @@ def _segment_codes(params: SimulateParams, rng: np.random.Generator) -> IntArray
     return rng.permutation(np.repeat(np.arange(len(SEGMENTS), dtype=np.int64), all_counts))
 
 
-def _make_buyers(params: SimulateParams, rng: np.random.Generator) -> _Buyers:
+def _make_buyers(
+    params: SimulateParams, horizon: float, rng: np.random.Generator, knobs: _KnobRngs
+) -> _Buyers:
     n = params.n_buyers
-    horizon = float(params.days)
     segment = _segment_codes(params, rng)
     is_abuser = np.isin(segment, [_ROC, _EXTORT, _WARD, _RING])
 
@@ -817,6 +884,8 @@ def _make_buyers(params: SimulateParams, rng: np.random.Generator) -> _Buyers:
     registered = np.where(
         pre, -(1.0 + 2400.0 * rng.random(n) ** 1.3), 0.85 * horizon * rng.random(n)
     )
+    if params.growth_per_year is not None:
+        registered, pre = _grown_registrations(params.growth_per_year, horizon, n, knobs.growth)
     abuse_start = np.where(is_abuser, horizon * rng.random(n), np.inf)
     # An abuser had an account before turning.
     registered = np.where(is_abuser & ~pre, rng.random(n) * abuse_start, registered)
@@ -824,6 +893,11 @@ def _make_buyers(params: SimulateParams, rng: np.random.Generator) -> _Buyers:
     in_ring = ring >= 0
     abuse_start[in_ring] = ring_start[ring[in_ring]]
     registered[in_ring] = abuse_start[in_ring] - _uniform(rng, 1.0, 45.0, int(in_ring.sum()))
+    dormant = np.zeros(n, dtype=bool)
+    if params.dormant_share > 0.0:
+        dormant, abuse_start, registered, ring_start = _dormant_abusers(
+            params, horizon, is_abuser, ring, ring_start, abuse_start, registered, knobs.dormant
+        )
 
     first_day = np.maximum(registered, 0.0)
     active_from = first_day + np.minimum(rng.exponential(2.0, n), 0.5 * (horizon - first_day))
@@ -849,6 +923,14 @@ def _make_buyers(params: SimulateParams, rng: np.random.Generator) -> _Buyers:
     review_p = _uniform(rng, 0.3, 0.5, n)
     review_p[segment == _PICKY] = _uniform(rng, 0.75, 0.95, int((segment == _PICKY).sum()))
     review_p[is_abuser] = _uniform(rng, 0.2, 0.45, int(is_abuser.sum()))
+    # Sleepers pass as honest buyers, in how often they review too.
+    review_p[dormant] = _uniform(knobs.dormant, 0.3, 0.5, int(dormant.sum()))
+
+    office = np.full(n, -1, dtype=np.int64)
+    n_offices = 0
+    if params.office_share > 0.0:
+        office = _offices(segment, params.office_share, knobs.office)
+        n_offices = int(office.max(initial=-1)) + 1
 
     return _Buyers(
         segment=segment,
@@ -869,7 +951,85 @@ def _make_buyers(params: SimulateParams, rng: np.random.Generator) -> _Buyers:
         refund_p=refund_p,
         review_p=review_p,
         n_households=len(hh_sizes),
+        office=office,
+        n_offices=n_offices,
     )
+
+
+def _grown_registrations(
+    growth: float, horizon: float, n: int, rng: np.random.Generator
+) -> tuple[FloatArray, BoolArray]:
+    """Registration days for a buyer base that grows by ``growth`` a year.
+
+    With ``N(t) = N(horizon) * (1 + growth) ** ((t - horizon) / 365)`` accounts by day t,
+    a share ``N(0) / N(horizon)`` predates the period and the rest open with a density
+    rising as ``exp(rate * t)``, drawn by inverting its distribution function.
+
+    Returns:
+        Registration days and whether each account predates the period.
+    """
+    rate = math.log1p(growth) / 365.0
+    pre = rng.random(n) < math.exp(-rate * horizon)
+    u = rng.random(n)
+    new = np.log1p(u * math.expm1(rate * horizon)) / rate if rate > 0.0 else u * horizon
+    old = -(1.0 + 2400.0 * rng.random(n) ** 1.3)
+    return np.where(pre, old, np.minimum(new, np.nextafter(horizon, 0.0))), pre
+
+
+def _dormant_abusers(
+    params: SimulateParams,
+    horizon: float,
+    is_abuser: BoolArray,
+    ring: IntArray,
+    ring_start: FloatArray,
+    abuse_start: FloatArray,
+    registered: FloatArray,
+    rng: np.random.Generator,
+) -> tuple[BoolArray, FloatArray, FloatArray, FloatArray]:
+    """Abusers who shop honestly for ``dormant_days`` inside the period, then turn.
+
+    A sleeper's abuse starts at least its dormancy into the period (so the honest months
+    are there to see) and its account is at least that old; a sleeper ring's accounts are
+    aged (养号) that long before the ring first strikes. The dormancy is capped at 90% of
+    the period so that every abuser still turns inside it.
+
+    Returns:
+        Who is a sleeper, and the new abuse starts, registrations and ring starts.
+    """
+    n = len(is_abuser)
+    lo, hi = (float(x) for x in params.dormant_days)
+    in_ring = ring >= 0
+    abuse_start, registered, ring_start = abuse_start.copy(), registered.copy(), ring_start.copy()
+
+    d = np.minimum(_uniform(rng, lo, hi, n), 0.9 * horizon)
+    solo = is_abuser & ~in_ring & (rng.random(n) < params.dormant_share)
+    abuse_start[solo] = d[solo] + (horizon - d[solo]) * rng.random(int(solo.sum()))
+    registered[solo] = np.minimum(registered[solo], abuse_start[solo] - d[solo])
+
+    n_rings = len(ring_start)
+    ring_d = np.minimum(_uniform(rng, lo, hi, n_rings), 0.9 * horizon)
+    sleeper_ring = rng.random(n_rings) < params.dormant_share
+    span = horizon - ring_d[sleeper_ring]
+    ring_start[sleeper_ring] = ring_d[sleeper_ring] + span * rng.random(len(span))
+    members = in_ring & np.append(sleeper_ring, False)[ring]
+    g = ring[members]
+    # Keep each member's own lead (1-45 days) on top of the ring's dormancy.
+    lead = abuse_start[members] - registered[members]
+    abuse_start[members] = ring_start[g]
+    registered[members] = ring_start[g] - ring_d[g] - lead
+    return solo | members, abuse_start, registered, ring_start
+
+
+def _offices(segment: IntArray, share: float, rng: np.random.Generator) -> IntArray:
+    """Office number per buyer (-1 for none): groups of ordinary honest colleagues."""
+    n = len(segment)
+    honest = np.flatnonzero(segment == _HONEST)
+    k = min(len(honest), round(share * n))
+    members = rng.permutation(honest)[:k]
+    sizes = _partition(k, *_OFFICE_SIZE, rng)
+    office = np.full(n, -1, dtype=np.int64)
+    office[members] = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    return office
 
 
 # ---------------------------------------------------------------------------------------
@@ -919,6 +1079,43 @@ def _festival_days(start: np.datetime64, horizon: float) -> FloatArray:
     return np.array(sorted(days), dtype=np.float64)
 
 
+def _spring_festival_days(start: np.datetime64, horizon: float) -> FloatArray:
+    """Days (since ``start``) of every Spring Festival (农历正月初一) near the period."""
+    first = pd.Timestamp(start)
+    days: list[float] = []
+    for year in range(first.year, first.year + int(horizon // 365) + 2):
+        month, day = _SPRING_FESTIVAL.get(year, (2, 5))
+        days.append(float((pd.Timestamp(year=year, month=month, day=day) - first).days))
+    return np.array(days, dtype=np.float64)
+
+
+def _spring_festival_trough(
+    t: FloatArray,
+    active_to: FloatArray,
+    start: np.datetime64,
+    horizon: float,
+    dip: float,
+    rng: np.random.Generator,
+) -> FloatArray:
+    """Postpone a share ``dip`` of the orders placed while couriers rest over 春节.
+
+    A postponed order keeps its time of day and comes a few days after the break, the
+    post-holiday rebound; one that would fall after the buyer's last active day stays.
+    """
+    out = t.copy()
+    before, after = _SPRING_FESTIVAL_BREAK
+    for festival in _spring_festival_days(start, horizon):
+        lo, hi = festival - before, festival + after
+        if hi <= 0.0 or lo >= horizon:
+            continue
+        rows = np.flatnonzero((out >= lo) & (out < hi))
+        rows = rows[rng.random(len(rows)) < dip]
+        later = hi + np.floor(rng.exponential(4.0, len(rows))) + (out[rows] % 1.0)
+        fits = later < np.minimum(active_to[rows], horizon)
+        out[rows[fits]] = later[fits]
+    return out
+
+
 def _n_sellers(n_buyers: int) -> IntArray:
     total = max(30, int(n_buyers * _SELLERS_PER_BUYER))
     weights = np.asarray(_CATEGORY_WEIGHTS) / sum(_CATEGORY_WEIGHTS)
@@ -953,7 +1150,12 @@ def _sellers(
 
 
 def _make_base_orders(
-    buyers: _Buyers, horizon: float, start: np.datetime64, rng: np.random.Generator
+    buyers: _Buyers,
+    horizon: float,
+    start: np.datetime64,
+    rng: np.random.Generator,
+    spring_dip: float,
+    r_season: np.random.Generator,
 ) -> _Orders:
     seg = buyers.segment
     boost = np.ones(len(seg))
@@ -989,6 +1191,8 @@ def _make_base_orders(
     candidate = day + hour
     ok = (candidate >= af[b]) & (candidate < at[b])
     t = np.where(ok, candidate, t)
+    if spring_dip > 0.0:
+        t = _spring_festival_trough(t, at[b], start, horizon, spring_dip, r_season)
 
     seg_b = seg[b]
     abuse = (t >= ab[b]) & (rng.random(n) < abuse_p[b])
@@ -1110,13 +1314,20 @@ def _ring_bursts(buyers: _Buyers, horizon: float, rng: np.random.Generator) -> _
     )
 
 
-def _assign_ids(orders: _Orders, buyers: _Buyers, rng: np.random.Generator) -> None:
+def _assign_ids(
+    orders: _Orders,
+    buyers: _Buyers,
+    rng: np.random.Generator,
+    params: SimulateParams,
+    r_office: np.random.Generator,
+) -> None:
     """Device, address and payment per order, as pool numbers (formatted later).
 
     Ids are personal except: household members share a home address (and sometimes a
-    family device or card); parcel-locker users share a locker address with hundreds of
-    strangers; half of the logistics victims share a rural pickup station; rings share
-    devices, payments and/or drop addresses.
+    family device or card); office colleagues share the office address (and sometimes a
+    front-desk device or a company payment account); parcel-locker users share a locker
+    address with hundreds of strangers; half of the logistics victims share a rural
+    pickup station; rings share devices, payments and/or drop addresses.
     """
     seg = buyers.segment
     n = len(seg)
@@ -1196,7 +1407,47 @@ def _assign_ids(orders: _Orders, buyers: _Buyers, rng: np.random.Generator) -> N
     use = share_pay[g] & (must | (rng.random(m) < 0.85))
     payment[use] = ring_pay[g[use]]
 
+    if buyers.n_offices:
+        # New pool numbers go after every other pool, so the base world's ids stay put.
+        next_dev += int(ring_dev_n.sum())
+        next_addr += int(ring_addr_n.sum())
+        next_pay += n_rings
+        _office_ids(orders, buyers, device, address, payment, (next_dev, next_addr, next_pay),
+                    params, r_office)  # fmt: skip
+
     orders.device, orders.address, orders.payment = device, address, payment
+
+
+def _office_ids(
+    orders: _Orders,
+    buyers: _Buyers,
+    device: IntArray,
+    address: IntArray,
+    payment: IntArray,
+    next_pool: tuple[int, int, int],
+    params: SimulateParams,
+    rng: np.random.Generator,
+) -> None:
+    """Colleagues have parcels sent to the office; some offices share a device or card.
+
+    Writes into ``device``, ``address`` and ``payment`` (the caller's working arrays).
+    """
+    k = buyers.n_offices
+    m = len(orders.buyer)
+    next_dev, next_addr, next_pay = next_pool
+    # A trailing -1 entry makes "no office" (-1) index to "no shared id".
+    office = buyers.office[orders.buyer]
+    home = np.append(next_addr + np.arange(k), -1)
+    shared_dev = rng.random(k) < params.office_device_share
+    desk = np.append(np.where(shared_dev, next_dev + np.arange(k), -1), -1)
+    shared_pay = rng.random(k) < params.office_card_share
+    card = np.append(np.where(shared_pay, next_pay + np.arange(k), -1), -1)
+    use = (home[office] >= 0) & ((rng.random(m) < 0.75) | orders.first)
+    address[use] = home[office[use]]
+    use = (desk[office] >= 0) & ((rng.random(m) < 0.25) | orders.first)
+    device[use] = desk[office[use]]
+    use = (card[office] >= 0) & (rng.random(m) < 0.3)
+    payment[use] = card[office[use]]
 
 
 def _draw_logistics(orders: _Orders, buyers: _Buyers, rng: np.random.Generator) -> None:
@@ -1774,6 +2025,63 @@ def _make_labels(
     # A decision after the period end is not known yet.
     known = out.labeled < horizon
     return _Labels(out.buyer[known], out.labeled[known], out.label[known], out.source[known])
+
+
+def _closed_at(
+    buyers: _Buyers, labels: _Labels, share: float, rng: np.random.Generator
+) -> FloatArray | None:
+    """When each account is closed (+inf: never), or None when no account is.
+
+    A share of the abusers with a ruling (a platform or manual label 1) lose their
+    account at their first one.
+    """
+    if share <= 0.0:
+        return None
+    n = len(buyers.segment)
+    ruling = (labels.label == 1) & (labels.source != _SRC_MERCHANT)
+    ruling &= np.isfinite(buyers.abuse_start[labels.buyer])
+    first = np.full(n, np.inf)
+    np.minimum.at(first, labels.buyer[ruling], labels.labeled[ruling])
+    return np.where(np.isfinite(first) & (rng.random(n) < share), first, np.inf)
+
+
+def _cut_history_and_closures(
+    orders: _Orders,
+    refunds: _Refunds,
+    reviews: _Reviews,
+    labels: _Labels,
+    history: float,
+    closed: FloatArray | None,
+) -> tuple[_Orders, _Refunds, _Reviews, _Labels]:
+    """Leave out what the export does not hold.
+
+    Orders before the export start (day ``history``) and everything tied to them, labels
+    before it, and the orders (with their requests and reviews) and later labels of a
+    closed account, from its closure on.
+    """
+    keep = orders.created >= history
+    known = labels.labeled >= history
+    if closed is not None:
+        keep &= orders.created < closed[orders.buyer]
+        known &= labels.labeled <= closed[labels.buyer]
+    if not known.all():
+        labels = _Labels(labels.buyer[known], labels.labeled[known], labels.label[known],
+                         labels.source[known])  # fmt: skip
+    if keep.all():
+        return orders, refunds, reviews, labels
+    new_row = np.cumsum(keep) - 1
+    kept = dataclasses.replace(orders)
+    for f in _field_names(_Orders):
+        column = getattr(orders, f)
+        if column is not None:
+            setattr(kept, f, column[keep])
+    rf = keep[refunds.row]
+    refunds = _Refunds(**{f: getattr(refunds, f)[rf] for f in _field_names(_Refunds)})
+    refunds.row = new_row[refunds.row]
+    rv = keep[reviews.row]
+    reviews = _Reviews(**{f: getattr(reviews, f)[rv] for f in _field_names(_Reviews)})
+    reviews.row = new_row[reviews.row]
+    return kept, refunds, reviews, labels
 
 
 # ---------------------------------------------------------------------------------------
@@ -2358,6 +2666,7 @@ def _buyer_frames(
             pa.array([None], type=pa.string()),
             _arrow_ids("H", np.arange(buyers.n_households, dtype=np.int64), 6),
             _arrow_ids("G", np.arange(len(buyers.ring_size), dtype=np.int64), 6),
+            _arrow_ids("F", np.arange(buyers.n_offices, dtype=np.int64), 6),
         ]
     )
     group = np.zeros(n, dtype=np.int64)
@@ -2365,6 +2674,8 @@ def _buyer_frames(
     group[hh] = 1 + buyers.household[hh]
     rg = buyers.ring >= 0
     group[rg] = 1 + buyers.n_households + buyers.ring[rg]
+    of = buyers.office >= 0
+    group[of] = 1 + buyers.n_households + len(buyers.ring_size) + buyers.office[of]
     abuse_start = buyers.abuse_start[by_id]
     is_abuser = np.isfinite(abuse_start)
     truth_df = pd.DataFrame(
@@ -2380,6 +2691,59 @@ def _buyer_frames(
         copy=False,
     )
     return buyers_df, truth_df
+
+
+def export_as_of(world: World, as_of: pd.Timestamp) -> World:
+    """The world as an export taken at ``as_of`` would show it.
+
+    Only what had happened before ``as_of`` is kept: orders created, requests made,
+    reviews posted, label decisions taken and accounts registered before it. Shipping
+    and delivery times at or after it are blank, and a request resolved at or after it
+    reads pending (no resolution time, not instant). The truth is kept whole: it is the
+    hidden answer, not part of the export.
+
+    Args:
+        world: A simulated world (naive local times).
+        as_of: When the export is taken, a naive local time like the world's.
+
+    Returns:
+        A new world; ``world`` is left unchanged.
+
+    Raises:
+        ConfigError: ``as_of`` carries a time zone or is not a time.
+    """
+    try:
+        cut = pd.Timestamp(as_of)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"export_as_of: as_of must be a date or time, got {as_of!r}") from exc
+    if cut is pd.NaT or cut.tzinfo is not None:
+        raise ConfigError(
+            f"export_as_of: as_of must be a naive local time like the tables, got {as_of!r}"
+        )
+
+    def before(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+        return frame.loc[(frame[column] < cut).to_numpy()].reset_index(drop=True)
+
+    orders = before(world.orders, "created_at")
+    orders = orders.assign(
+        shipped_at=orders["shipped_at"].where(orders["shipped_at"] < cut),
+        delivered_at=orders["delivered_at"].where(orders["delivered_at"] < cut),
+    )
+    refunds = before(world.refunds, "requested_at")
+    open_at_cut = (refunds["resolved_at"] >= cut).to_numpy()
+    refunds = refunds.assign(
+        status=refunds["status"].mask(open_at_cut, REFUND_STATUSES[_S_PENDING]),
+        resolved_at=refunds["resolved_at"].mask(open_at_cut),
+        instant=refunds["instant"] & ~open_at_cut,
+    )
+    return World(
+        orders=orders,
+        refunds=refunds,
+        reviews=before(world.reviews, "created_at"),
+        labels=before(world.labels, "labeled_at"),
+        buyers=before(world.buyers, "registered_at"),
+        truth=world.truth.copy(),
+    )
 
 
 TABLE_NAMES: tuple[str, ...] = ("orders", "refunds", "reviews", "labels", "buyers")

@@ -8,9 +8,11 @@ reaches into the validation or test period.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from refundguard.config import BaseParams
@@ -89,7 +91,106 @@ def data_span(tables: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Time
     return orders["created_at"].min(), max(ends)
 
 
-def make_cutoffs(tables: Mapping[str, pd.DataFrame], base: BaseParams) -> list[pd.Timestamp]:
+@dataclass(frozen=True)
+class Horizon:
+    """The label horizon H and where it came from.
+
+    Attributes:
+        days: H in days.
+        source: "params" (set by hand) or "data" (derived from label delays).
+        n_delays: Labels the delay was measured on (0 when set by hand).
+        quantile_days: The delay quantile before the bounds were applied (NaN by hand).
+    """
+
+    days: int
+    source: str
+    n_delays: int = 0
+    quantile_days: float = float("nan")
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-able form (for the manifest and the report)."""
+        return {
+            "days": self.days,
+            "source": self.source,
+            "n_delays": self.n_delays,
+            "quantile_days": None if math.isnan(self.quantile_days) else self.quantile_days,
+        }
+
+
+def label_delays(tables: Mapping[str, pd.DataFrame]) -> np.ndarray:
+    """Days from each abuser label back to the buyer's last refund request before it.
+
+    That is how late a label arrives after the behaviour it judges: the horizon must be
+    at least that long, or most abuse before a cutoff is labeled after its window.
+
+    Args:
+        tables: Validated tables (orders, refunds, labels).
+
+    Returns:
+        One delay per abuser label that has a request before it, in days.
+    """
+    labels = tables.get("labels")
+    refunds = tables.get("refunds")
+    if labels is None or refunds is None or labels.empty or refunds.empty:
+        return np.empty(0)
+    pos = labels.loc[labels["label"] == 1, ["buyer_id", "labeled_at"]]
+    buyer_of = tables["orders"].set_index("order_id")["buyer_id"]
+    req = pd.DataFrame(
+        {
+            "buyer_id": buyer_of.reindex(refunds["order_id"].to_numpy()).to_numpy(),
+            "requested_at": refunds["requested_at"].to_numpy(),
+        }
+    ).dropna(subset=["buyer_id"])
+    if pos.empty or req.empty:
+        return np.empty(0)
+    pos = pos.sort_values("labeled_at", kind="stable")
+    req = req.sort_values("requested_at", kind="stable")
+    req["requested_at"] = req["requested_at"].astype(pos["labeled_at"].dtype)
+    joined = pd.merge_asof(
+        pos,
+        req,
+        left_on="labeled_at",
+        right_on="requested_at",
+        by="buyer_id",
+        allow_exact_matches=False,
+    ).dropna(subset=["requested_at"])
+    delta = joined["labeled_at"] - joined["requested_at"]
+    return np.asarray(delta.dt.total_seconds().to_numpy(dtype="float64") / 86_400.0)
+
+
+def resolve_horizon(tables: Mapping[str, pd.DataFrame], base: BaseParams) -> Horizon:
+    """The label horizon: ``base.horizon_days`` if set, else derived from the data.
+
+    Args:
+        tables: Validated tables.
+        base: Shared settings.
+
+    Returns:
+        The horizon. With fewer than 20 measurable delays the derived H is the upper bound
+        (too few labels to tell; a long H is the safe side against leaking labels).
+    """
+    if base.horizon_days is not None:
+        return Horizon(days=int(base.horizon_days), source="params")
+    low, high = base.horizon_bounds_days
+    delays = label_delays(tables)
+    if len(delays) < 20:
+        return Horizon(days=int(high), source="data", n_delays=len(delays))
+    q = float(np.quantile(delays, base.horizon_quantile))
+    return Horizon(
+        days=int(min(max(math.ceil(q), low), high)),
+        source="data",
+        n_delays=len(delays),
+        quantile_days=q,
+    )
+
+
+def make_cutoffs(
+    tables: Mapping[str, pd.DataFrame],
+    base: BaseParams,
+    *,
+    horizon_days: int | None = None,
+    min_history_days: int | None = None,
+) -> list[pd.Timestamp]:
     """Snapshot cutoffs at local midnights, every ``cutoff_step_days``.
 
     Unset bounds come from the data: the first cutoff leaves ``min_history_days`` of
@@ -99,6 +200,10 @@ def make_cutoffs(tables: Mapping[str, pd.DataFrame], base: BaseParams) -> list[p
     Args:
         tables: Validated tables.
         base: Shared settings (time zone, bounds, step, horizon).
+        horizon_days: H; None takes :func:`resolve_horizon`'s.
+        min_history_days: History every cutoff must have after the data's start (e.g. the
+            features' history cap), on top of ``base.min_history_days`` for a derived
+            first cutoff; an explicit ``first_cutoff`` earlier than it is moved forward.
 
     Returns:
         Cutoffs in ascending order (UTC).
@@ -107,17 +212,21 @@ def make_cutoffs(tables: Mapping[str, pd.DataFrame], base: BaseParams) -> list[p
         DataContractError: The data span cannot hold a single cutoff.
     """
     start, end = data_span(tables)
+    horizon = horizon_days if horizon_days is not None else resolve_horizon(tables, base).days
+    need = min_history_days or 0
+    history = max(base.min_history_days, need)
     first = _local_midnight(
-        base.first_cutoff or start + pd.Timedelta(days=base.min_history_days), base.timezone
+        base.first_cutoff or start + pd.Timedelta(days=history), base.timezone
     )
+    if min_history_days is not None:
+        first = max(first, _local_midnight(start + pd.Timedelta(days=need), base.timezone))
     last = _local_midnight(
-        base.last_cutoff or end - pd.Timedelta(days=base.horizon_days), base.timezone
+        base.last_cutoff or end - pd.Timedelta(days=horizon), base.timezone
     )
     if last < first:
         raise DataContractError(
             f"the data span {start.date()}..{end.date()} is too short for "
-            f"{base.min_history_days} days of history plus a {base.horizon_days}-day "
-            "label horizon"
+            f"{history} days of history plus a {horizon}-day label horizon"
         )
     step = pd.Timedelta(days=base.cutoff_step_days)
     cutoffs = []
@@ -230,6 +339,11 @@ def rolling_folds(
 ) -> list[tuple[tuple[pd.Timestamp, ...], pd.Timestamp]]:
     """Prequential folds: each validates on one cutoff and trains on those H before it.
 
+    The folds' validation cutoffs are themselves at least H apart. Consecutive cutoffs
+    (28 days apart, with H of 56) share most buyers, features and label windows, so
+    folds on them were nearly the same fold: an export's tuning reported a rolling AP of
+    0.3054 +- 0.0005 over 3 such folds.
+
     Args:
         cutoffs: All cutoffs.
         before: Folds validate on cutoffs c with c + H <= before (the first cutoff of the
@@ -246,6 +360,8 @@ def rolling_folds(
     gap = pd.Timedelta(days=horizon_days)
     folds: list[tuple[tuple[pd.Timestamp, ...], pd.Timestamp]] = []
     for v in reversed([c for c in ordered if c + gap <= before]):
+        if folds and v + gap > folds[-1][1]:
+            continue
         train = tuple(c for c in ordered if c + gap <= v)
         if len(train) < min_train_cutoffs or len(folds) == n_folds:
             break

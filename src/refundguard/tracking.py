@@ -8,9 +8,13 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from refundguard.errors import ConfigError
 from refundguard.paths import MLFLOW_ARTIFACTS_DIR, MLFLOW_TRACKING_URI, PROJECT_ROOT
 
 EXPERIMENT = "refundguard"
+# MLflow 3's UI opens a GenAI "Traces" page for an experiment without a kind; this kind
+# ("custom model development") opens it on the runs table, where refundguard's runs are.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def tracking_uri() -> str:
@@ -53,11 +57,49 @@ def start(experiment: str = EXPERIMENT) -> str:
     mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
-        exp_id = mlflow.create_experiment(experiment, artifact_location=artifact_root(uri))
+        exp_id = mlflow.create_experiment(
+            experiment, artifact_location=artifact_root(uri), tags=EXPERIMENT_TAGS
+        )
     else:
+        check_artifact_location(uri, experiment, found.artifact_location)
         exp_id = found.experiment_id
+        # Stores made before the kind tag existed get it too.
+        for key, value in EXPERIMENT_TAGS.items():
+            if found.tags.get(key) != value:
+                mlflow.MlflowClient(uri).set_experiment_tag(exp_id, key, value)
     mlflow.set_experiment(experiment_id=exp_id)
     return str(exp_id)
+
+
+def check_artifact_location(uri: str, experiment: str, location: str) -> None:
+    """Refuse a store whose experiment keeps its artifacts outside this project.
+
+    A SQLite store copied with its project (or a project moved to another folder) still
+    names the old folder's ``mlartifacts``: runs would write there, out of the project.
+
+    Args:
+        uri: Tracking URI.
+        experiment: Experiment name.
+        location: The experiment's artifact location as the store records it.
+
+    Raises:
+        ConfigError: The location is a local folder other than the one beside the store.
+    """
+    expected = artifact_root(uri)
+    if expected is None or not location.startswith("file:"):
+        return
+    if _local_path(location) != _local_path(expected):
+        raise ConfigError(
+            f"MLflow store {uri}: experiment {experiment!r} keeps its artifacts in {location}, "
+            f"not beside the store ({expected}); the store was copied or moved from another "
+            "folder: remove mlflow.db and mlartifacts/ here, or set MLFLOW_TRACKING_URI"
+        )
+
+
+def _local_path(file_uri: str) -> Path:
+    from urllib.parse import unquote, urlparse
+
+    return Path(unquote(urlparse(file_uri).path)).resolve()
 
 
 def git_commit(root: Path = PROJECT_ROOT) -> str:

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
+from refundguard import progress
 from refundguard.calibration import Calibrator, fit_calibrator
 from refundguard.config import LightGBMParams, PolicyParams, TrainParams, TuningParams, load_params
+from refundguard.consistency import CONSISTENCY_DIR, CONSISTENCY_FILE
 from refundguard.errors import ConfigError, DataContractError
 from refundguard.io import atomic_path, read_json, write_json
 from refundguard.metrics import ranking_metrics
@@ -39,6 +41,9 @@ CALIBRATION_FILE = "calibration.json"
 POLICY_FILE = "policy.json"
 REFERENCE_FILE = "reference.json"
 TRAINING_FILE = "training.json"
+# The held-out model (trained on the train cutoffs only) that the evaluate stage judges;
+# the folder's top level holds the shipped model, refit on every complete cutoff.
+HOLDOUT_DIR = "holdout"
 # Points of each feature's reference distribution (percentiles for the reasons).
 REFERENCE_POINTS = 201
 
@@ -406,6 +411,7 @@ def tune(
     *,
     seed: int,
     monotone: Sequence[int] = (),
+    on_trial: Callable[[], None] | None = None,
 ) -> TuningResult:
     """Seeded Optuna TPE search for the settings of best mean rolling average precision.
 
@@ -420,6 +426,7 @@ def tune(
         tuning: Trials, time budget and search space.
         seed: Seed of the sampler and of LightGBM.
         monotone: Monotone constraints.
+        on_trial: Called after each trial (progress).
 
     Returns:
         The chosen settings and the trial history.
@@ -441,7 +448,10 @@ def tune(
         params = _suggest(trial, tuning, base)
         scores = rolling_scores(folds, features, params, seed=seed, monotone=monotone)
         mean, std = float(np.mean(scores)), float(np.std(scores))
-        history.append({"params": dict(trial.params), "ap_mean": mean, "ap_std": std})
+        history.append({"params": dict(trial.params), "ap_mean": mean, "ap_std": std,
+                        "fold_ap": [float(v) for v in scores]})
+        if on_trial is not None:
+            on_trial()
         return mean
 
     began = time.monotonic()
@@ -686,6 +696,33 @@ def load_policy(model_dir: Path) -> PolicyChoice:
     return PolicyChoice.from_dict(read_json(model_dir / POLICY_FILE))
 
 
+def load_holdout_model(model_dir: Path) -> TrainedModel:
+    """Read the held-out model that the evaluation judges.
+
+    Args:
+        model_dir: The train stage's folder.
+
+    Returns:
+        The model fitted without the calibration and test cutoffs (the shipped model
+        when the folder has no held-out copy).
+    """
+    holdout = model_dir / HOLDOUT_DIR
+    return load_model(holdout if (holdout / MODEL_FILE).is_file() else model_dir)
+
+
+def load_holdout_policy(model_dir: Path) -> PolicyChoice:
+    """Read the tier bounds chosen for the held-out model.
+
+    Args:
+        model_dir: The train stage's folder.
+
+    Returns:
+        The policy choice (the shipped model's when there is no held-out copy).
+    """
+    holdout = model_dir / HOLDOUT_DIR
+    return load_policy(holdout if (holdout / POLICY_FILE).is_file() else model_dir)
+
+
 def split_from_info(info: dict[str, Any]) -> TimeSplit:
     """The split recorded in training.json.
 
@@ -750,7 +787,9 @@ def fit(
         else []
     )
     names = [pd.Timestamp(v).isoformat() for _, v in folds_at]
-    tuned = tune(folds, names, features, tp.lightgbm, tp.tuning, seed=seed, monotone=monotone)
+    with progress.bar("train: tuning trials", total=tp.tuning.n_trials if folds else 0) as step:
+        tuned = tune(folds, names, features, tp.lightgbm, tp.tuning, seed=seed,
+                     monotone=monotone, on_trial=lambda: step(1))
     check: dict[str, Any] = {"mode": tp.reweight}
     balanced = tp.reweight == "balanced"
     if tp.reweight == "check" and folds:
@@ -780,6 +819,215 @@ def fit(
     return model, split, tuned, check
 
 
+def scaled_rounds(best_iteration: int, fitted_rows: int, rows: int) -> int:
+    """Boosting rounds for a refit on more (or fewer) rows than early stopping saw.
+
+    Early stopping found ``best_iteration`` on ``fitted_rows``; a refit on more rows
+    supports more rounds before it overfits. The rounds grow with the rows, as is common
+    practice when a model is refit on all its data, at most doubled so that a refit
+    never wanders far from what was validated.
+
+    Args:
+        best_iteration: Rounds chosen by early stopping.
+        fitted_rows: Rows that model trained on.
+        rows: Rows of the refit.
+
+    Returns:
+        At least one round.
+    """
+    factor = min(max(rows / max(fitted_rows, 1), 0.5), 2.0)
+    return max(1, math.ceil(best_iteration * factor))
+
+
+def fit_rounds(
+    frame: pd.DataFrame,
+    features: Sequence[str],
+    params: LightGBMParams,
+    rounds: int,
+    *,
+    seed: int,
+    monotone: Sequence[int] = (),
+    scale_pos_weight: float = 1.0,
+) -> lgb.Booster:
+    """Fit LightGBM for a fixed number of rounds (no validation rows, no early stopping).
+
+    Args:
+        frame: Training rows (features and ``target``).
+        features: Feature columns.
+        params: Booster settings.
+        rounds: Boosting rounds.
+        seed: Random seed.
+        monotone: Monotone constraints.
+        scale_pos_weight: Weight of the positive class.
+
+    Returns:
+        The booster, re-read from its text form (exactly what is saved).
+    """
+    data = lgb.Dataset(
+        _matrix(frame, features),
+        label=frame["target"].to_numpy(),
+        feature_name=list(features),
+        params={"max_bin": params.max_bin, "feature_pre_filter": False, "verbosity": -1},
+    )
+    booster = lgb.train(
+        booster_params(params, seed, monotone=monotone, scale_pos_weight=scale_pos_weight),
+        data,
+        num_boost_round=rounds,
+    )
+    return lgb.Booster(model_str=booster.model_to_string())
+
+
+def crossfit_blocks(
+    cutoffs: Sequence[pd.Timestamp], n_blocks: int, horizon_days: int
+) -> list[tuple[tuple[pd.Timestamp, ...], tuple[pd.Timestamp, ...]]]:
+    """Blocks of consecutive cutoffs, each with the cutoffs a model may fit to score it.
+
+    A block is scored by a model fitted on every cutoff at least H before its first or
+    after its last cutoff: no fitted row's label window overlaps a scored row's.
+
+    Args:
+        cutoffs: All cutoffs.
+        n_blocks: Blocks wanted (fewer when there are fewer cutoffs).
+        horizon_days: H.
+
+    Returns:
+        (fitting cutoffs, scored cutoffs) per block, oldest block first; blocks with no
+        fitting cutoff are left out.
+    """
+    ordered = sorted(pd.Timestamp(c) for c in cutoffs)
+    gap = pd.Timedelta(days=horizon_days)
+    out = []
+    for part in np.array_split(np.arange(len(ordered)), min(n_blocks, len(ordered))):
+        if not len(part):
+            continue
+        block = tuple(ordered[i] for i in part)
+        fit = tuple(c for c in ordered if c + gap <= block[0] or c >= block[-1] + gap)
+        if fit:
+            out.append((fit, block))
+    return out
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """The booster that ships: refit on every cutoff, calibrated out of time.
+
+    Attributes:
+        model: Booster and calibrator (``valid_metrics`` holds the out-of-time figures).
+        rounds: Boosting rounds of the refit.
+        rows: Rows it was fitted on.
+        cutoffs: Cutoffs it was fitted on.
+        oot_rows: Rows with an out-of-time prediction (calibration and policy).
+        blocks: (first, last) scored cutoff of each cross-fitting block.
+    """
+
+    model: TrainedModel
+    rounds: int
+    rows: int
+    cutoffs: tuple[str, ...]
+    oot_rows: int
+    blocks: tuple[tuple[str, str], ...]
+
+
+def refit_for_shipping(
+    snapshots: pd.DataFrame,
+    holdout: TrainedModel,
+    params: LightGBMParams,
+    *,
+    fitted_rows: int,
+    horizon_days: int,
+    n_blocks: int,
+    calibration: Literal["auto", "isotonic", "platt"],
+    seed: int,
+    monotone: Sequence[int] = (),
+    scale_pos_weight: float = 1.0,
+    on_step: Callable[[], None] | None = None,
+) -> tuple[ShippedModel, pd.DataFrame]:
+    """Refit the booster on every cutoff and calibrate it on out-of-time predictions.
+
+    The held-out model (train cutoffs only) is what the evaluation judges; it never saw
+    the cutoffs closest to the date it will score. The shipped booster is refit with the
+    same settings on every cutoff, the latest included, for the held-out round count
+    scaled to the rows. Its calibration cannot come from its own (in-sample) scores, so
+    each block of cutoffs is scored by a booster fitted on the cutoffs at least H away
+    from it (cross-fitting over time), and the calibrator is fitted on those scores.
+
+    Args:
+        snapshots: Every row (all cutoffs, each with a complete label window).
+        holdout: The held-out model (its features and best iteration).
+        params: Booster settings.
+        fitted_rows: Rows the held-out booster trained on.
+        horizon_days: H.
+        n_blocks: Cross-fitting blocks.
+        calibration: "isotonic", "platt" or "auto".
+        seed: Random seed.
+        monotone: Monotone constraints.
+        scale_pos_weight: Weight of the positive class.
+        on_step: Called after each cross-fitting block and after the refit (progress).
+
+    Returns:
+        The shipped model, and the out-of-time rows (``cutoff``, ``target``, ``raw``,
+        ``probability``) for choosing its tiers.
+
+    Raises:
+        DataContractError: No block could be scored, or the scored rows lack a class.
+    """
+    features = holdout.features
+    _require_both_classes(snapshots, "refit")
+    scored: list[pd.DataFrame] = []
+    blocks = crossfit_blocks(sorted(snapshots["cutoff"].unique()), n_blocks, horizon_days)
+    for fit_cutoffs, block in blocks:
+        fit_rows = snapshots[snapshots["cutoff"].isin(list(fit_cutoffs))]
+        rows = snapshots[snapshots["cutoff"].isin(list(block))]
+        if fit_rows["target"].nunique() < 2:
+            continue
+        booster = fit_rounds(
+            fit_rows, features, params,
+            scaled_rounds(holdout.best_iteration, fitted_rows, len(fit_rows)),
+            seed=seed, monotone=monotone, scale_pos_weight=scale_pos_weight,
+        )
+        scored.append(
+            pd.DataFrame(
+                {
+                    "cutoff": rows["cutoff"].to_numpy(),
+                    "target": rows["target"].to_numpy(),
+                    "raw": np.asarray(booster.predict(_matrix(rows, features))),
+                }
+            )
+        )
+        if on_step is not None:
+            on_step()
+    if not scored:
+        raise DataContractError(
+            "refit: no block of cutoffs could be scored out of time; use a longer history "
+            "or set train.refit to false"
+        )
+    oot = pd.concat(scored, ignore_index=True)
+    _require_both_classes(oot, "out-of-time calibration")
+    y = oot["target"].to_numpy()
+    calibrator, cal_scores = choose_calibration(oot["raw"].to_numpy(), y, calibration, seed=seed)
+    rounds = scaled_rounds(holdout.best_iteration, fitted_rows, len(snapshots))
+    booster = fit_rounds(
+        snapshots, features, params, rounds,
+        seed=seed, monotone=monotone, scale_pos_weight=scale_pos_weight,
+    )
+    if on_step is not None:
+        on_step()
+    oot = oot.assign(probability=calibrator.predict(oot["raw"].to_numpy()))
+    metrics = ranking_metrics(y, oot["raw"].to_numpy(), top_share=0.01, max_fpr=0.01)
+    model = TrainedModel(booster, calibrator, features, rounds, metrics, cal_scores)
+    shipped = ShippedModel(
+        model=model,
+        rounds=rounds,
+        rows=len(snapshots),
+        cutoffs=tuple(pd.Timestamp(c).isoformat() for c in sorted(snapshots["cutoff"].unique())),
+        oot_rows=len(oot),
+        blocks=tuple(
+            (pd.Timestamp(b[0]).isoformat(), pd.Timestamp(b[-1]).isoformat()) for _, b in blocks
+        ),
+    )
+    return shipped, oot
+
+
 def _best_trial(tuned: TuningResult) -> dict[str, float]:
     if not tuned.trials:
         return {}
@@ -787,11 +1035,35 @@ def _best_trial(tuned: TuningResult) -> dict[str, float]:
     return {"rolling_ap_mean": best["ap_mean"], "rolling_ap_std": best["ap_std"]}
 
 
+def _horizon_of(manifest: Mapping[str, Any], configured: int | None) -> int:
+    """H as the features stage resolved it (manifest), else as configured."""
+    horizon = manifest.get("horizon", {}).get("days") if "horizon" in manifest else None
+    if horizon is None:
+        horizon = configured
+    if horizon is None:
+        raise DataContractError(
+            "the features manifest records no label horizon; re-run the features stage"
+        )
+    return int(horizon)
+
+
+def _log_trials(mlflow: Any, tuned: TuningResult) -> None:
+    """One nested child run per tuning trial, with its settings and fold scores."""
+    for i, trial in enumerate(tuned.trials):
+        with mlflow.start_run(run_name=f"trial-{i:02d}", nested=True):
+            mlflow.log_params({f"lgb.{k}": v for k, v in trial["params"].items()})
+            mlflow.log_metrics({"rolling_ap_mean": trial["ap_mean"],
+                                "rolling_ap_std": trial["ap_std"]})
+            for step, score in enumerate(trial.get("fold_ap", [])):
+                mlflow.log_metric("fold_ap", score, step=step)
+
+
 def main(
     params_path: Path = PARAMS_FILE,
     features_dir: Path = FEATURES_DIR,
     out_dir: Path = MODEL_DIR,
     validated_dir: Path = VALIDATED_DIR,
+    consistency_file: Path | None = CONSISTENCY_DIR / CONSISTENCY_FILE,
 ) -> TrainedModel:
     """Train on the snapshots, log the run to MLflow, write models/model.
 
@@ -800,9 +1072,11 @@ def main(
         features_dir: The features stage's folder.
         out_dir: Destination of the model files.
         validated_dir: The validated tables, hashed as the data version.
+        consistency_file: The time-consistency check's result; its failed features are
+            left out of the model (None or a missing file: every feature is used).
 
     Returns:
-        The trained model.
+        The shipped model.
     """
     import mlflow
     import optuna
@@ -814,63 +1088,122 @@ def main(
     params = load_params(params_path)
     snapshots = pd.read_parquet(features_dir / "snapshots.parquet")
     manifest = read_json(features_dir / "manifest.json")
-    features = manifest["features"]
+    horizon_days = _horizon_of(manifest, params.base.horizon_days)
+    dropped: list[str] = []
+    consistency: dict[str, Any] = {}
+    if consistency_file is not None and consistency_file.is_file():
+        consistency = read_json(consistency_file)
+        dropped = list(consistency.get("dropped", []))
+    features = [f for f in manifest["features"] if f not in set(dropped)]
+    if dropped:
+        log.info("train: %d features left out by the time-consistency check: %s",
+                 len(dropped), ", ".join(dropped))
     directions = {f.name: int(f.direction) for f in build_catalog(params.features)}
+    monotone_names = tuple(f for f in params.train.monotone_increasing if f in features)
+    train_params = dataclasses.replace(params.train, monotone_increasing=monotone_names)
     began = time.monotonic()
-    model, split, tuned, check = fit(
-        snapshots,
-        features,
-        directions,
-        params.train,
-        seed=params.base.seed,
-        horizon_days=params.base.horizon_days,
+    holdout, split, tuned, check = fit(
+        snapshots, features, directions, train_params,
+        seed=params.base.seed, horizon_days=horizon_days,
     )
     rows = split_rows(snapshots, split)
-    policy = fit_policy(
-        model, rows["calibration"], params.policy, period_days=params.base.cutoff_step_days
-    )
+    period_days = params.base.cutoff_step_days
+    holdout_policy = fit_policy(holdout, rows["calibration"], params.policy,
+                                period_days=period_days)
     latest_train = rows["train"][rows["train"]["cutoff"] == max(split.train)]
-    reference = reference_distribution(latest_train, model.features)
+    holdout_reference = reference_distribution(latest_train, holdout.features)
+    monotone = monotone_vector(features, monotone_names, directions)
+    shipped: ShippedModel | None = None
+    model, policy, reference = holdout, holdout_policy, holdout_reference
+    if params.train.refit:
+        with progress.bar("train: refit", total=params.train.crossfit_blocks + 1) as step:
+            shipped, oot = refit_for_shipping(
+                snapshots, holdout, tuned.params,
+                fitted_rows=len(rows["train"]),
+                horizon_days=horizon_days,
+                n_blocks=params.train.crossfit_blocks,
+                calibration=params.train.calibration,
+                seed=params.base.seed,
+                monotone=monotone,
+                scale_pos_weight=_balance(snapshots) if check["reweighted"] else 1.0,
+                on_step=lambda: step(1),
+            )
+        model = shipped.model
+        # Tiers for the shipped model from its out-of-time probabilities on the latest
+        # cutoffs (the calibration and test windows): the period it will score next.
+        recent = oot[oot["cutoff"].isin(list(split.calibration) + list(split.test))]
+        if recent["target"].nunique() < 2:
+            recent = oot
+        policy = choose_bounds(
+            recent["probability"].to_numpy(), recent["target"].to_numpy(), params.policy,
+            periods=int(recent["cutoff"].nunique()), period_days=period_days,
+        )
+        latest = snapshots[snapshots["cutoff"] == snapshots["cutoff"].max()]
+        reference = reference_distribution(latest, model.features)
     seconds = time.monotonic() - began
 
     data_hash = tracking.files_hash(validated_dir.glob("*.parquet"))
     commit = tracking.git_commit()
     tracking.start()
+    shipped_info: dict[str, Any] = (
+        {
+            "rounds": shipped.rounds,
+            "rows": shipped.rows,
+            "cutoffs": list(shipped.cutoffs),
+            "oot_rows": shipped.oot_rows,
+            "crossfit_blocks": [list(b) for b in shipped.blocks],
+            "oot_metrics": shipped.model.valid_metrics,
+            "calibration_method": shipped.model.calibrator.method,
+            "calibration_brier": shipped.model.calibration_scores,
+        }
+        if shipped is not None
+        else {}
+    )
     with mlflow.start_run(run_name="train") as run:
         mlflow.set_tags(
             {
                 "git_commit": commit,
                 "data_hash": data_hash,
                 "catalog_version": manifest["catalog_version"],
+                "ships": "refit" if shipped is not None else "holdout",
             }
         )
         mlflow.log_params(
             {
                 **{f"lgb.{k}": v for k, v in asdict(tuned.params).items()},
                 "seed": params.base.seed,
-                "horizon_days": params.base.horizon_days,
+                "horizon_days": horizon_days,
                 "calibration": model.calibrator.method,
                 "reweighted": check["reweighted"],
-                "monotone_increasing": ",".join(params.train.monotone_increasing),
+                "monotone_increasing": ",".join(monotone_names),
                 "n_features": len(features),
+                "dropped_features": ",".join(dropped),
                 "train_rows": len(rows["train"]),
                 "valid_rows": len(rows["valid"]),
                 "calibration_rows": len(rows["calibration"]),
-                "best_iteration": model.best_iteration,
+                "holdout_rounds": holdout.best_iteration,
+                "shipped_rounds": model.best_iteration,
+                "shipped_rows": shipped.rows if shipped is not None else len(rows["train"]),
                 "tuning_trials": len(tuned.trials),
             }
         )
         mlflow.log_metrics(
             {
-                **{f"valid_{k}": v for k, v in model.valid_metrics.items() if math.isfinite(v)},
+                **{f"valid_{k}": v for k, v in holdout.valid_metrics.items() if math.isfinite(v)},
+                **{
+                    f"shipped_oot_{k}": v
+                    for k, v in (shipped.model.valid_metrics if shipped else {}).items()
+                    if math.isfinite(v)
+                },
                 **{f"tuning_{k}": v for k, v in _best_trial(tuned).items()},
                 **{f"calibration_brier_{k}": v for k, v in model.calibration_scores.items()},
                 "train_seconds": seconds,
             }
         )
-        for i, trial in enumerate(tuned.trials):
-            mlflow.log_metric("tuning_trial_ap_mean", trial["ap_mean"], step=i)
-        mlflow.log_dict({"features": list(features)}, "features.json")
+        _log_trials(mlflow, tuned)
+        mlflow.log_dict({"features": list(features), "dropped": dropped}, "features.json")
+        if consistency:
+            mlflow.log_dict(consistency, "consistency.json")
         mlflow.log_dict(model.calibrator.to_dict(), "calibration.json")
         mlflow.log_dict(policy.to_dict(), "policy.json")
         mlflow.log_dict({"trials": tuned.trials, "folds": tuned.folds}, "tuning.json")
@@ -885,9 +1218,21 @@ def main(
             "split": {
                 role: [c.isoformat() for c in getattr(split, role)] for role in ROLES
             },
-            "horizon_days": params.base.horizon_days,
-            "period_days": params.base.cutoff_step_days,
-            "valid_metrics": model.valid_metrics,
+            "horizon_days": horizon_days,
+            "horizon": manifest.get("horizon", {"days": horizon_days, "source": "params"}),
+            "period_days": period_days,
+            "valid_metrics": holdout.valid_metrics,
+            "ships": "refit" if shipped is not None else "holdout",
+            "holdout": {
+                "rounds": holdout.best_iteration,
+                "rows": len(rows["train"]),
+                "cutoffs": [c.isoformat() for c in split.train],
+                "calibration_method": holdout.calibrator.method,
+                "calibration_brier": holdout.calibration_scores,
+                "valid_metrics": holdout.valid_metrics,
+            },
+            "shipped": shipped_info,
+            "dropped_features": dropped,
             "tuning": {
                 "folds": tuned.folds,
                 "trials": tuned.trials,
@@ -895,7 +1240,7 @@ def main(
                 **_best_trial(tuned),
             },
             "reweight": check,
-            "monotone_increasing": list(params.train.monotone_increasing),
+            "monotone_increasing": list(monotone_names),
             "params": {
                 "lightgbm": asdict(tuned.params),
                 "seed": params.base.seed,
@@ -903,12 +1248,25 @@ def main(
             },
         }
     save_model(model, out_dir, info, policy=policy, reference=reference)
+    holdout_dir = out_dir / HOLDOUT_DIR
+    if shipped is not None:
+        save_model(holdout, holdout_dir, info, policy=holdout_policy,
+                   reference=holdout_reference)
+    elif holdout_dir.exists():
+        import shutil
+
+        shutil.rmtree(holdout_dir)
     log.info(
-        "trained %d rounds (%d trials, %.0f s); validation AP %.3f; tiers from %s",
+        "trained %d rounds held out (validation AP %.3f), shipped %s with %d rounds on %d "
+        "rows (out-of-time AP %.3f); %d trials, %.0f s; tiers from %s",
+        holdout.best_iteration,
+        holdout.valid_metrics["average_precision"],
+        "a refit" if shipped is not None else "the held-out booster",
         model.best_iteration,
+        shipped.rows if shipped is not None else len(rows["train"]),
+        model.valid_metrics.get("average_precision", float("nan")),
         len(tuned.trials),
         seconds,
-        model.valid_metrics["average_precision"],
         ", ".join(f"{b:.3f}" for b in policy.bounds),
     )
     return model

@@ -4,6 +4,13 @@ Every input row ends in exactly one place: the validated table, the quarantine f
 (with its reasons), or the count of exact duplicates collapsed into an identical row.
 A table is refused as a whole only when it is unusable (a required column is missing,
 the file cannot be read, or more than ``validate.max_reject_share`` of its rows fail).
+
+A bad value in a required field rejects its row. A value of an optional (nullable)
+field that is unusable in itself (unparseable, out of range, in the future) is set to
+null and the row kept, since rejecting the row would lose a real order and everything
+tied to it; the quarantine file still lists that row with ``action`` ``field_nulled``,
+its reasons and its raw record, so that nothing is hidden. A contradiction between two
+fields (delivered before created) rejects the row: which of the two is wrong is unknown.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +41,11 @@ from refundguard.io import (
     write_parquet,
 )
 from refundguard.mapping import InputMapping, mapping_from_params
-from refundguard.paths import PARAMS_FILE, VALIDATED_DIR
+from refundguard.paths import PARAMS_FILE, VALIDATED_DIR, require_project
 
-QUARANTINE_COLUMNS: tuple[str, ...] = ("table", "row", "reason", "record")
+QUARANTINE_COLUMNS: tuple[str, ...] = ("table", "row", "action", "reason", "record")
+ROW_REJECTED = "row_rejected"
+FIELD_NULLED = "field_nulled"
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUE = {"true", "t", "1", "yes", "y", "是", "真"}
@@ -48,11 +58,16 @@ class ValidationResult:
 
     Attributes:
         tables: Contract-conforming tables, keyed by name, in contract dtypes (times UTC).
-        quarantine: One row per rejected input row: table, row (1-based data row in its
-            file), reason (all reasons joined by "; "), record (the raw row as JSON).
-        report: Per table: rows_in, rows_valid, rows_quarantined, duplicates_collapsed,
-            reasons (count of rows per reason), ignored_columns, mapped_columns
+        quarantine: One row per input row that was rejected or kept with fields nulled:
+            table, row (1-based data row in its file), action (``row_rejected`` or
+            ``field_nulled``), reason (all reasons joined by "; ", each naming the field
+            and quoting the raw value), record (the raw row as JSON).
+        report: Per table: rows_in, rows_valid, rows_quarantined (rejected rows),
+            duplicates_collapsed, reasons (count of rejected rows per reason),
+            rows_fields_nulled (kept rows with at least one field nulled), fields_nulled
+            (count of kept rows per field reason), ignored_columns, mapped_columns
             ({header in the file: contract column} for headers a mapping renamed).
+            rows_in = rows_valid + rows_quarantined + duplicates_collapsed.
     """
 
     tables: dict[str, pd.DataFrame]
@@ -166,17 +181,38 @@ def _record_json(raw: pd.DataFrame, rows: list[int]) -> list[str]:
 
 
 class _Reasons:
-    """Reasons per (table, row), collected across all the checks."""
+    """Reasons per (table, row), collected across all the checks.
+
+    ``by_table`` rejects rows; ``nulled`` only records optional fields that were set to
+    null, and rejects nothing.
+    """
 
     def __init__(self) -> None:
         self.by_table: dict[str, dict[int, list[str]]] = defaultdict(dict)
-        # Cells whose raw value could not be parsed; their "missing" follow-up is noise.
+        self.nulled: dict[str, dict[int, list[str]]] = defaultdict(dict)
+        # Cells whose raw value could not be used; their "missing" follow-up is noise.
         self.cells: set[tuple[str, int, str]] = set()
 
     def add(self, table: str, rows: pd.Index | np.ndarray | list[int], reason: str) -> None:
         bucket = self.by_table[table]
         for r in rows:
             bucket.setdefault(int(r), []).append(reason)
+
+    def null(self, table: str, row: int, column: str, reason: str) -> None:
+        self.nulled[table].setdefault(int(row), []).append(reason)
+        self.cells.add((table, int(row), column))
+
+    def bad_value(self, table: str, row: int, col: ColumnSpec, reason: str) -> None:
+        """An unusable value: its field is nulled if the contract allows, else the row goes."""
+        if col.nullable:
+            self.null(table, row, col.name, reason)
+        else:
+            self.add(table, [row], reason)
+            self.cells.add((table, int(row), col.name))
+
+    def forget(self, table: str, row: int) -> None:
+        self.by_table.get(table, {}).pop(int(row), None)
+        self.nulled.get(table, {}).pop(int(row), None)
 
     def rows(self, table: str) -> set[int]:
         return set(self.by_table.get(table, {}))
@@ -230,13 +266,19 @@ def _coerce_table(
                 )
                 for row in np.flatnonzero(bad.to_numpy()):
                     value = _plain(raw[col.name].iloc[row])
-                    reasons.add(spec.name, [row], f"{col.name}: {what} {value!r}")
-                    reasons.cells.add((spec.name, int(row), col.name))
+                    reasons.bad_value(spec.name, int(row), col, f"{col.name}: {what} {value!r}")
             if col.kind == "time" and latest is not None:
                 future = (series > latest).fillna(False).to_numpy(dtype=bool)
                 for row in np.flatnonzero(future):
                     value = _plain(raw[col.name].iloc[row])
-                    reasons.add(spec.name, [row], f"{col.name}: in the future {value!r}")
+                    if col.nullable:
+                        reasons.null(
+                            spec.name, int(row), col.name, f"{col.name}: in the future {value!r}"
+                        )
+                    else:
+                        reasons.add(spec.name, [row], f"{col.name}: in the future {value!r}")
+                if col.nullable and future.any():
+                    series = series.mask(future)
         else:
             # An absent optional column is all missing (pd.NA cannot be cast to float64).
             series = pd.Series(index=raw.index, dtype=DTYPES[col.kind])
@@ -269,9 +311,8 @@ def _collapse_duplicates(
     n_exact = int(exact.sum())
     # A collapsed copy is accounted for by the count; the copy that stays carries any
     # reasons, so that each input row is counted exactly once.
-    bucket = reasons.by_table.get(spec.name, {})
     for row in df.index[exact]:
-        bucket.pop(int(row), None)
+        reasons.forget(spec.name, int(row))
     df = df[~exact]
     if spec.key is not None:
         keyed = df[spec.key].notna()
@@ -317,6 +358,17 @@ def _cross_table_checks(tables: dict[str, pd.DataFrame], reasons: _Reasons) -> N
     early = (refunds["resolved_at"] < refunds["requested_at"]).fillna(False)
     reasons.add(
         "refunds", refunds.index[early.to_numpy(dtype=bool)], "resolved_at: before requested_at"
+    )
+
+    # A label about an account the platform never mentions elsewhere is a typo or a
+    # foreign id: it would teach the model about nobody, or about the wrong buyer.
+    labels = tables["labels"]
+    known_buyers = pd.concat([orders["buyer_id"], tables["buyers"]["buyer_id"]]).dropna().unique()
+    unknown = labels["buyer_id"].notna().to_numpy(dtype=bool) & ~isin(
+        labels["buyer_id"], known_buyers
+    )
+    reasons.add(
+        "labels", labels.index[unknown], "buyer_id: unknown buyer (in no order and not in buyers)"
     )
 
 
@@ -378,9 +430,14 @@ def validate_tables(
             mapped.frame, spec, tz, max_text_chars, reasons, latest, list(map(str, raw.columns))
         )
         df, n_exact = _collapse_duplicates(df, mapped.frame, spec, reasons, malformed)
+        to_null: dict[str, list[int]] = defaultdict(list)
         for row, column, reason in _pandera_failures(df, name):
             if (name, row, column) not in reasons.cells:
-                reasons.add(name, [row], reason)
+                reasons.bad_value(name, row, spec.column(column), reason)
+                if spec.column(column).nullable:
+                    to_null[column].append(row)
+        for column, rows in to_null.items():
+            df = df.assign(**{column: df[column].mask(df.index.isin(rows))})
         coerced[name] = df
         report[name] = {
             "rows_in": len(raw),
@@ -395,29 +452,35 @@ def validate_tables(
     quarantine_parts: list[pd.DataFrame] = []
     for name, df in coerced.items():
         table_reasons = reasons.by_table.get(name, {})
+        table_nulled = reasons.nulled.get(name, {})
         bad_rows = sorted(table_reasons)
-        # Reasons are deduplicated per row but kept in the order they were found.
-        joined = ["; ".join(dict.fromkeys(table_reasons[r])) for r in bad_rows]
+        # A rejected row lists its nulled fields too: all it held that was wrong.
+        row_reasons = {r: [*table_reasons[r], *table_nulled.get(r, [])] for r in bad_rows}
+        kept_rows = sorted(set(table_nulled) - set(table_reasons))
+        row_reasons.update({r: table_nulled[r] for r in kept_rows})
+        listed = sorted(row_reasons)
         tables[name] = df.drop(index=bad_rows, errors="ignore").reset_index(drop=True)
-        if bad_rows:
+        if listed:
             quarantine_parts.append(
                 pd.DataFrame(
                     {
                         "table": name,
-                        "row": np.asarray(bad_rows, dtype="int64") + 1,
-                        "reason": joined,
-                        "record": _record_json(raws[name], bad_rows),
+                        "row": np.asarray(listed, dtype="int64") + 1,
+                        "action": [
+                            ROW_REJECTED if r in table_reasons else FIELD_NULLED for r in listed
+                        ],
+                        # Deduplicated per row but kept in the order they were found.
+                        "reason": ["; ".join(dict.fromkeys(row_reasons[r])) for r in listed],
+                        "record": _record_json(raws[name], listed),
                     }
                 )
             )
-        counts: Counter[str] = Counter()
-        for r in bad_rows:
-            for reason in dict.fromkeys(table_reasons[r]):
-                counts[_reason_kind(reason)] += 1
         report[name].update(
             rows_valid=len(tables[name]),
             rows_quarantined=len(bad_rows),
-            reasons=dict(sorted(counts.items())),
+            reasons=_count_kinds(row_reasons[r] for r in bad_rows),
+            rows_fields_nulled=len(kept_rows),
+            fields_nulled=_count_kinds(row_reasons[r] for r in kept_rows),
         )
     quarantine = (
         pd.concat(quarantine_parts, ignore_index=True)
@@ -425,6 +488,14 @@ def validate_tables(
         else pd.DataFrame({c: pd.Series(dtype="str") for c in QUARANTINE_COLUMNS})
     )
     return ValidationResult(tables=tables, quarantine=quarantine, report=report)
+
+
+def _count_kinds(per_row: Iterable[list[str]]) -> dict[str, int]:
+    """How many rows carry each kind of reason (each row counted once per kind)."""
+    counts: Counter[str] = Counter()
+    for row_reasons in per_row:
+        counts.update({_reason_kind(reason) for reason in row_reasons})
+    return dict(sorted(counts.items()))
 
 
 def _reason_kind(reason: str) -> str:
@@ -549,7 +620,9 @@ def main(
     Raises:
         DataContractError: A table is unusable; the quarantine and report are still
             written first, so that the user can see why.
+        ConfigError: Run outside a project (no params.yaml found), or bad params.
     """
+    require_project(params_path)
     params = load_params(params_path)
     result = validate_folder(params, input_dir, encoding)
     write_result(result, out_dir)
