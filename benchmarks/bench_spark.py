@@ -49,6 +49,32 @@ write_result(res, out)
 print(time.perf_counter() - t)
 """
 
+# One shard of a world too large to simulate at once: its own seed, and every id but the
+# seller's (sellers and categories are the marketplace's, shared by all shards) prefixed
+# with the shard, so that shards never share a buyer, an order or a device. Each table
+# goes to <table>.parquet/part-<shard>.parquet, a folder that Spark and pandas both read.
+SHARD = """
+import sys, time
+from pathlib import Path
+from refundguard.config import SimulateParams
+from refundguard.io import write_parquet
+from refundguard.simulate import simulate_world
+from refundguard.validate import validate_tables
+n, out, shard = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+t = time.perf_counter()
+w = simulate_world(SimulateParams(n_buyers=n), seed=42 + shard)
+raw = {k: getattr(w, k) for k in ("orders", "refunds", "reviews", "labels", "buyers")}
+del w
+for table in raw.values():
+    for col in table.columns:
+        if col.endswith("_id") and col != "seller_id":
+            table[col] = f"s{shard:04d}-" + table[col].astype("str")
+res = validate_tables(raw, timezone="Asia/Shanghai", max_text_chars=2000)
+for name, table in res.tables.items():
+    write_parquet(table, out / f"{name}.parquet" / f"part-{shard:05d}.parquet")
+print(time.perf_counter() - t)
+"""
+
 # The cutoff: the local midnight (UTC here) before the last order, as bench_featurize.
 LOCAL = """
 import json, sys, time
@@ -164,6 +190,25 @@ def measured(cmd: list[str], env: dict[str, str]) -> dict[str, object]:
     return result
 
 
+def prepare(folder: Path, buyers: int, shards: int, env: dict[str, str]) -> float:
+    """Simulate and validate ``buyers`` buyers into ``folder``; returns the seconds taken."""
+    if shards <= 1:
+        runs = [[sys.executable, "-c", PREPARE, str(buyers), str(folder)]]
+    else:
+        size = -(-buyers // shards)
+        runs = [
+            [sys.executable, "-c", SHARD, str(min(size, buyers - i * size)), str(folder), str(i)]
+            for i in range(shards)
+        ]
+    total = 0.0
+    for cmd in runs:
+        prep = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if prep.returncode:
+            sys.exit(prep.stderr[-3000:])
+        total += float(prep.stdout.strip().splitlines()[-1])
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--buyers", type=int, required=True)
@@ -172,6 +217,13 @@ def main() -> None:
     ap.add_argument("--driver-memory", default="4g", help="spark.driver.memory (local mode)")
     ap.add_argument("--data", type=Path, help="a validated folder to use instead of simulating")
     ap.add_argument("--skip-local", action="store_true", help="measure the Spark engine only")
+    ap.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="simulate in this many buyer shards, one process each (for worlds that do not "
+        "fit in memory at once); the validated tables are folders of one file per shard",
+    )
     args = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     conf = {"spark.driver.memory": args.driver_memory}
@@ -183,22 +235,16 @@ def main() -> None:
         "partitions": args.partitions,
         "spark_conf": conf,
         "command": f".venv/bin/python benchmarks/bench_spark.py --buyers {args.buyers} "
-        f"--partitions {args.partitions}",
+        f"--partitions {args.partitions}"
+        + (f" --shards {args.shards}" if args.shards > 1 else "")
+        + (" --skip-local" if args.skip_local else ""),
     }
     with tempfile.TemporaryDirectory(prefix="rg-spark-", dir=REPO / "benchmarks") as tmp:
         folder = args.data
         if folder is None:
             folder = Path(tmp) / "validated"
-            prep = subprocess.run(
-                [sys.executable, "-c", PREPARE, str(args.buyers), str(folder)],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if prep.returncode:
-                sys.exit(prep.stderr[-3000:])
-            result["simulate_and_validate_seconds"] = float(prep.stdout.strip().splitlines()[-1])
+            result["simulate_and_validate_seconds"] = prepare(folder, args.buyers, args.shards, env)
+            result["shards"] = args.shards
         if not args.skip_local:
             result["local"] = measured(
                 [sys.executable, "-c", LOCAL, str(folder), str(Path(tmp) / "local.parquet")], env

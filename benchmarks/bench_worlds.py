@@ -280,12 +280,41 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def combined_table() -> str:
+    """Markdown table of results/worlds.json, with results/worlds_before.json beside it."""
+    now = {r["world"]: r for r in json.loads((RESULTS / "worlds.json").read_text())}
+    path = RESULTS / "worlds_before.json"
+    before = {r["world"]: r for r in json.loads(path.read_text())} if path.exists() else {}
+    lines = [
+        "| world | T | buyers scored | abusers at T | H (days) | refundguard AUC | plain AUC "
+        "| refundguard AP | plain AP | beats plain | before #11: AUC / AP |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in WORLDS:
+        if name not in now:
+            continue
+        r, b = now[name], before.get(name)
+        old = (f"{b['refundguard']['auc']:.3f} / {b['refundguard']['ap']:.3f}" if b else "")
+        lines.append(
+            f"| {name} | {r['as_of']} | {r['buyers_scored']:,} | {r['abusers_at_T']:,} "
+            f"| {r['horizon_days']} | **{r['refundguard']['auc']:.3f}** "
+            f"| {r['plain']['auc']:.3f} | **{r['refundguard']['ap']:.3f}** "
+            f"| {r['plain']['ap']:.3f} | {'yes' if r['beats_plain'] else 'NO'} | {old} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", nargs="*", default=list(WORLDS), choices=list(WORLDS))
     parser.add_argument("--buyers", type=int, default=20_000)
     parser.add_argument("--variant", default="current", choices=VARIANTS)
+    parser.add_argument("--table", action="store_true",
+                        help="only print the table of the recorded results")
     args = parser.parse_args()
+    if args.table:
+        print(combined_table())
+        return
     rows = []
     for name in args.worlds:
         row = run_world(name, args.buyers, args.variant)

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from tests.conftest import run
 
-STAGES = ("simulate@default", "validate", "sentiment", "features", "train", "evaluate", "export")
+STAGES = ("simulate@default", "validate", "sentiment", "features", "consistency", "train",
+          "evaluate", "export")
 
 
 def _sha(path: Path) -> str:
@@ -114,3 +115,58 @@ def test_rerun_gives_byte_identical_features_model_and_metrics(project: Path) ->
     gate = json.loads((project / "reports/gate.json").read_text(encoding="utf-8"))
     assert gate["decision"] == "champion"
     assert "already the champion" in gate["note"]
+
+
+def test_features_left_out_by_the_consistency_check_are_not_in_the_model(
+    project: Path,
+) -> None:
+    check = json.loads((project / "data/consistency/consistency.json").read_text("utf-8"))
+    manifest = json.loads((project / "data/features/manifest.json").read_text("utf-8"))
+    info = json.loads((project / "models/model/training.json").read_text("utf-8"))
+    failed = [c["name"] for c in check["checks"] if not c["passed"]]
+    assert check["dropped"] == failed  # enabled by default
+    assert info["dropped_features"] == check["dropped"]
+    assert info["features"] == [f for f in manifest["features"] if f not in failed]
+    # Every feature has its figures, and the report lists the check.
+    assert {c["name"] for c in check["checks"]} == set(manifest["features"])
+    assert "Time consistency of the features" in (project / "reports/report.html").read_text(
+        "utf-8")
+    # The label horizon was set by hand in the tiny params, and the manifest says so.
+    assert manifest["horizon"] == {"days": 42, "source": "params", "n_delays": 0,
+                                   "quantile_days": None}
+
+
+@pytest.mark.slow
+def test_dvc_exp_run_with_a_lightgbm_setting_changes_the_model(
+    project: Path, tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+
+    from tests.conftest import project_env
+
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy, symlinks=True)
+    # A copied MLflow store still points at the first project's artifacts; the stages
+    # refuse it (README, "Where a project lives"), so the copy starts its own.
+    (copy / "mlflow.db").unlink()
+    shutil.rmtree(copy / "mlartifacts", ignore_errors=True)
+    # As a user runs it: inside the project, found from the working folder.
+    env = {k: v for k, v in project_env(copy).items() if k != "REFUNDGUARD_ROOT"}
+
+    def sh(*cmd: str) -> str:
+        done = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True,
+                              timeout=900, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "tiny project")
+    before = (copy / "models/model/model.txt").read_text()
+    sh("dvc", "exp", "run", "-S", "train.lightgbm.num_leaves=5", "-S",
+       "train.tuning.n_trials=0")
+    info = json.loads((copy / "models/model/training.json").read_text("utf-8"))
+    assert info["params"]["lightgbm"]["num_leaves"] == 5
+    assert (copy / "models/model/model.txt").read_text() != before
+    # The first project was not touched.
+    assert (project / "models/model/model.txt").read_text() == before

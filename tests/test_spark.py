@@ -205,7 +205,18 @@ def test_spark_sentiment_equals_the_local_stage(spark: object, world: World) -> 
     assert worst <= 1e-12
 
 
-def test_spark_udf_and_score_spark_equal_the_scorer(spark: object, project: Path) -> None:
+def _assert_same_scores(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert len(got) == len(expected)
+    got = got.set_index("buyer_id").loc[expected["buyer_id"]].reset_index()
+    assert np.max(np.abs(got["probability"] - expected["probability"])) <= 1e-12
+    for col in ("risk_score", "tier", "reasons_zh", "reasons_en", "model_version"):
+        same = got[col].astype(str).to_numpy() == expected[col].astype(str).to_numpy()
+        assert same.all(), col
+
+
+def test_spark_udf_and_score_spark_equal_the_scorer(
+    spark: object, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
@@ -218,19 +229,32 @@ def test_spark_udf_and_score_spark_equal_the_scorer(spark: object, project: Path
     assert expected["tier"].isin(["review", "restrict"]).any()
 
     frame = spark.createDataFrame(se.for_arrow(rows))  # type: ignore[attr-defined]
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     udf = mlflow.pyfunc.spark_udf(
         spark, str(model_dir), result_type=se.SCORE_SCHEMA, env_manager="local"
     )
     names = ["buyer_id", *scorer.features]
     by_udf = frame.select(udf(F.struct(*names)).alias("s")).select("s.*").toPandas()
-    by_workers = se.score_spark(frame, model_dir).toPandas()
+    _assert_same_scores(by_udf, expected)
+    _assert_same_scores(se.score_spark(frame, model_dir).toPandas(), expected)
 
-    for got in (by_udf, by_workers):
-        got = got.set_index("buyer_id").loc[expected["buyer_id"]].reset_index()
-        assert np.max(np.abs(got["probability"] - expected["probability"])) <= 1e-12
-        for col in ("risk_score", "tier", "reasons_zh", "reasons_en", "model_version"):
-            same = got[col].astype(str).to_numpy() == expected[col].astype(str).to_numpy()
-            assert same.all(), col
+
+def test_score_tables_spark_equals_score_events(spark: object, project: Path) -> None:
+    model_dir = project / "models" / "scorer"
+    validated = project / "data" / "validated"
+    as_of = pd.Timestamp("2025-01-20", tz="Asia/Shanghai")
+    tables = {n: pd.read_parquet(validated / f"{n}.parquet") for n in se.TABLES}
+    expected = Scorer.load(model_dir).score_events(tables, as_of)
+    assert len(expected) > 500
+
+    got = se.score_tables_spark(
+        spark,  # type: ignore[arg-type]
+        validated,
+        as_of,
+        model_dir,
+        partitions=PARTITIONS,
+    ).toPandas()
+    _assert_same_scores(got, expected)
 
 
 def test_missing_validated_table_is_one_clear_error(spark: object, tmp_path: Path) -> None:
@@ -247,3 +271,28 @@ def test_missing_validated_table_is_one_clear_error(spark: object, tmp_path: Pat
             partitions=PARTITIONS,
             link_max_accounts=30,
         )
+
+
+def test_refund_of_an_unknown_order_is_one_clear_error(
+    spark: object, hand_tables: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    # The local path refuses it in prepare_events; a bucket does the same, and the
+    # driver raises the worker's DataContractError itself, not a Python traceback.
+    refunds = hand_tables["refunds"].copy()
+    refunds.loc[0, "order_id"] = "no-such-order"
+    for name, table in {**hand_tables, "refunds": refunds}.items():
+        write_parquet(table, tmp_path / f"{name}.parquet")
+    snaps = se.featurize_spark(
+        spark,  # type: ignore[arg-type]
+        tmp_path,
+        None,
+        [pd.Timestamp("2024-03-01", tz="Asia/Shanghai")],
+        build_catalog(load_params(Path(__file__).parents[1] / "params.yaml").features),
+        horizon_days=42,
+        active_days=365,
+        timezone="Asia/Shanghai",
+        partitions=PARTITIONS,
+        link_max_accounts=30,
+    )
+    with pytest.raises(DataContractError, match=r"^refunds for unknown orders"):
+        se.to_local(snaps)

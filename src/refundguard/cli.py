@@ -130,6 +130,7 @@ def validate(
         typer.echo(
             f"{name:8s} {r['rows_in']:>9,} rows in, {r['rows_valid']:>9,} valid, "
             f"{r['rows_quarantined']:>7,} quarantined, "
+            f"{r.get('rows_fields_nulled', 0):>6,} kept with a field emptied, "
             f"{r['duplicates_collapsed']:>6,} duplicates collapsed"
         )
         if r.get("mapped_columns"):
@@ -189,17 +190,19 @@ def train(params: ParamsOpt = paths.PARAMS_FILE) -> None:
 @app.command()
 @friendly
 def evaluate(params: ParamsOpt = paths.PARAMS_FILE) -> None:
-    """Measure the model and the rule baseline on the test window."""
+    """Measure the held-out model, the plain LightGBM and the rule on the test window."""
     from refundguard import evaluate as stage
+    from refundguard.report import plain_verdict
 
     m = stage.main(params)
-    for who in ("model", "baseline"):
+    for who in ("model", "plain", "baseline"):
         typer.echo(
             f"{who:8s} ROC-AUC {m[f'{who}.roc_auc']:.3f}  AP {m[f'{who}.average_precision']:.3f}"
             f"  recall@FPR {m[f'{who}.recall_at_fpr']:.3f}"
             f"  precision@top {m[f'{who}.precision_at_top']:.3f}"
         )
-    typer.echo(f"metrics: {paths.METRICS_FILE}")
+    typer.echo(plain_verdict(m))
+    typer.echo(f"metrics: {paths.METRICS_FILE} (every figure: {stage.EVALUATION_FILE})")
 
 
 @app.command()
@@ -356,11 +359,18 @@ def score(
     scorer = Scorer.load(model)
     buyer_ids = _read_buyer_list(buyers or Path("buyers.csv"))
     result = validate_folder(cfg, data or paths.SIMULATED_DIR, encoding)
-    quarantined = len(result.quarantine)
-    if quarantined:
+    if len(result.quarantine):
+        q = result.quarantine
+        action = q["action"] if "action" in q.columns else None
+        rejected = int((action == "row_rejected").sum()) if action is not None else len(q)
+        nulled = len(q) - rejected
         qfile = out.with_name(out.stem + ".quarantine.csv")
-        write_csv(result.quarantine, qfile)
-        typer.echo(f"{quarantined:,} input rows quarantined with reasons: {qfile}", err=True)
+        write_csv(q, qfile)
+        typer.echo(
+            f"{rejected:,} input rows quarantined and {nulled:,} kept with a field emptied, "
+            f"with reasons: {qfile}",
+            err=True,
+        )
     check_as_of(when, last_event_time(result.tables), cfg.score.max_days_after_data)
     unknown = unknown_buyers(result.tables, buyer_ids)
     _report_unknown(buyer_ids, unknown)

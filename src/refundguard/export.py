@@ -233,7 +233,7 @@ def main(
             model file is missing.
     """
     import mlflow
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
 
     from refundguard.onnx_export import write_onnx
 
@@ -278,6 +278,13 @@ def main(
             warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
             # "reasons" is a request parameter: {"params": {"reasons": false}} skips them.
             signature = infer_signature(example, scorer.score(example), params={"reasons": True})
+        # No input schema: MLflow would check requests before the scorer does, with
+        # messages that repeat the whole request and schema (3,400+ characters for a
+        # missing column) and silently dropping extra columns; the scorer's own checks
+        # name the column and the problem in one line.
+        signature = ModelSignature(
+            inputs=None, outputs=signature.outputs, params=signature.params
+        )
         staged = tmp / "scorer"
         mlflow.pyfunc.save_model(
             path=str(staged),

@@ -5,7 +5,8 @@ Two independent kinds of evidence that a review demands something under a threat
 * :func:`detect` looks for structure, not keywords. Each review is normalised (as the
   sentiment model sees it: simplified script, half-width, lower case), cut into sentences
   and clauses, and every clause is matched against the lexicon's patterns by kind
-  (demand, request, rating_for_money, escalation, more_reviews, bad_review, condition).
+  (demand, request, rating_for_money, escalation, more_reviews, bad_review, settlement,
+  condition).
   Clauses that report the past or someone else's words ("上次投诉12315也没用", "商家说
   好评返现") count for nothing. A review is *conditional* when a demand (or an offer to
   change a rating for money) is tied by a condition marker to a threat within one
@@ -43,17 +44,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from refundguard.contract import SYSTEM_REVIEW_TEXTS
+from refundguard.contract import REFUND_TYPES, SYSTEM_REVIEW_TEXTS
 from refundguard.errors import ConfigError, ModelError
 from refundguard.sentiment import ReviewSentiment, normalize_text
 
 __all__ = [
     "DEMAND_LIKE",
+    "FLAG_THRESHOLD",
     "KINDS",
     "LEXICON_VERSION",
     "DemandModel",
     "DemandParams",
     "Lexicon",
+    "demand_scores",
     "detect",
     "load_lexicon",
     "score_reviews",
@@ -69,6 +72,7 @@ KINDS = (
     "escalation",
     "more_reviews",
     "bad_review",
+    "settlement",
     "condition",
     "reported",
 )
@@ -79,22 +83,32 @@ SHIPPED_LEXICON = "lexicons/extortion.yaml"
 # review. Coordinated extra reviews are abuse on their own, unlike a complaint to a
 # regulator, which is every buyer's right: so more_reviews alone passes 0.5, escalation
 # alone does not. An ordinary refund held hostage to a threat is weaker than a demand for
-# money beyond the price.
+# money beyond the price: with reviews as the leverage it still passes 0.5; with a
+# regulator or the platform as the leverage ("再不退款我就去12315") it is an honest
+# buyer's last resort as often as not, and stays below.
 SCORE_CONDITIONAL = 1.0
 SCORE_RATING_FOR_MONEY = 0.9
 SCORE_DEMAND_AND_THREAT = 0.8
+SCORE_SETTLEMENT = 0.7
 SCORE_CONDITIONAL_REQUEST = 0.6
+SCORE_CONDITIONAL_REQUEST_ESCALATION = 0.45
 SCORE_MORE_REVIEWS = 0.5
 SCORE_DEMAND = 0.4
 SCORE_ESCALATION = 0.3
+# A review scoring at least this much is read as a demand (the benchmark's threshold).
+FLAG_THRESHOLD = 0.5
 
 DEMAND_LIKE = "demand_like"
-# Longest normalised review the detector reads; extortion is stated early or not at all.
+# Longest normalised review the detector reads (longer ones are cut), which bounds the work
+# on very long reviews; real reviews rarely reach it.
 _MAX_CHARS = 2000
 # Sentence ends and clause breaks of normalised text (full-width marks are half-width by
 # then, except the ideographic full stop and the enumeration comma).
 _SENTENCE_SPLIT = r"[。!?;\n]+|\.(?:\s+|$)|…+|\.{3,}"
 _CLAUSE_SPLIT = r"[,、:~]+|\s-\s|\s+(?:but|and then|so)\s+"
+# Python's re is used for what RE2 (Arrow) cannot run and for the matched spans; ASCII
+# classes (\d, \w, \b) make it read a pattern as RE2 does.
+_FLAGS = re.IGNORECASE | re.ASCII
 _MODEL_DIR_FILE = "demand.json"
 _FORMAT_ID = "refundguard.extortion.demand-model"
 _FORMAT_VERSION = 1
@@ -127,7 +141,7 @@ class Lexicon:
     def compiled(self, kind: str) -> re.Pattern[str]:
         """The compiled :meth:`combined` pattern of ``kind`` (case-insensitive)."""
         if kind not in self._compiled:
-            self._compiled[kind] = re.compile(self.combined(kind) or r"(?!x)x", re.IGNORECASE)
+            self._compiled[kind] = re.compile(self.combined(kind) or r"(?!x)x", _FLAGS)
         return self._compiled[kind]
 
 
@@ -146,8 +160,8 @@ def _t2s() -> Any:
 def _to_simplified(pattern: str) -> str:
     """NFKC and simplified-script form of a pattern, as review texts are normalised.
 
-    Not lower-cased, unlike texts: that would turn escapes such as ``\\D`` into ``\\d``;
-    patterns are matched case-insensitively instead.
+    Not lower-cased, unlike texts: lower case would turn the escape for "not a digit"
+    into the one for "a digit". Patterns are matched case-insensitively instead.
     """
     return str(_t2s().convert(unicodedata.normalize("NFKC", pattern)))
 
@@ -239,6 +253,7 @@ _FLAG_COLUMNS = (
     "escalation",
     "more_reviews",
     "bad_review",
+    "settlement",
     "conditional",
 )
 # Kinds that can make a review score above 0; the rest only qualify them.
@@ -258,7 +273,7 @@ def _contains(texts: pd.Series, pattern: str) -> npt.NDArray[np.bool_]:
         found = pc.match_substring_regex(values, pattern, ignore_case=True)
         return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        compiled = re.compile(pattern, re.IGNORECASE)
+        compiled = re.compile(pattern, _FLAGS)
         return np.fromiter(
             (bool(compiled.search(t)) for t in texts.to_numpy(dtype=object)),
             dtype=bool,
@@ -289,9 +304,11 @@ def detect(texts: Sequence[object], lexicon: Lexicon) -> pd.DataFrame:
     and a threat (escalation, more reviews, or a bad review) in one window.
 
     Scores, the highest applying: conditional 1.0; rating for money 0.9; a demand and an
-    escalation or more-reviews threat without a condition 0.8; an ordinary refund or
-    resend tied to a threat by a condition 0.6; threats of more reviews 0.5; a demand alone
-    0.4; an escalation threat alone 0.3; anything else 0.
+    escalation or more-reviews threat in one window without a condition 0.8; a demand
+    offered as the price of dropping the matter ("给我200就算了", ``settlement`` in one
+    window) 0.7; an ordinary refund or resend tied by a condition to a bad review 0.6;
+    threats of more reviews 0.5; an ordinary refund tied by a condition to an escalation
+    0.45; a demand alone 0.4; an escalation threat alone 0.3; anything else 0.
 
     Args:
         texts: Review texts; missing values count as empty reviews.
@@ -300,8 +317,9 @@ def detect(texts: Sequence[object], lexicon: Lexicon) -> pd.DataFrame:
     Returns:
         One row per review, in order (RangeIndex): booleans ``demand``, ``request``,
         ``rating_for_money``, ``escalation``, ``more_reviews``, ``bad_review``,
-        ``conditional``; ``score`` in [0, 1]; ``phrase``, the matched spans of normalised
-        text joined by " | " ("" when the score is 0).
+        ``settlement``, ``conditional`` (a demand, an offer or a plain request tied to a
+        threat by a condition, whatever its score); ``score`` in [0, 1]; ``phrase``, the
+        matched spans of normalised text joined by " | " ("" when the score is 0).
     """
     norm = normalize_text(texts, max_chars=_MAX_CHARS)
     n = len(norm)
@@ -309,11 +327,13 @@ def detect(texts: Sequence[object], lexicon: Lexicon) -> pd.DataFrame:
     if n == 0:
         return out
     docs = pd.Series(norm, dtype="str")
-    # Most reviews hold no evidence at all; only those that do are cut into clauses.
-    evidence = "|".join(lexicon.combined(k) for k in _EVIDENCE_KINDS if lexicon.combined(k))
-    if not evidence:
-        return out
-    hit = np.flatnonzero(_contains(docs, evidence))
+    # Most reviews hold no evidence at all; only those that do are cut into clauses. One
+    # pass per kind: RE2 runs each kind's automaton fast, but all kinds in one pattern
+    # outgrow its DFA cache and it falls back to a slower engine.
+    any_evidence = np.zeros(n, dtype=bool)
+    for kind in _EVIDENCE_KINDS:
+        any_evidence |= _contains(docs, lexicon.combined(kind))
+    hit = np.flatnonzero(any_evidence)
     if hit.size == 0:
         return out
 
@@ -328,7 +348,7 @@ def detect(texts: Sequence[object], lexicon: Lexicon) -> pd.DataFrame:
     own = ~_contains(clauses, lexicon.combined("reported"))
     clause_flags: dict[str, npt.NDArray[np.bool_]] = {}
     s: dict[str, npt.NDArray[np.bool_]] = {}
-    for kind in KINDS[:-1]:
+    for kind in (k for k in KINDS if k != "reported"):
         flags = _contains(clauses, lexicon.combined(kind)) & own
         clause_flags[kind] = flags
         s[kind] = _any_by(clause_sent, flags, n_sent)
@@ -344,7 +364,12 @@ def detect(texts: Sequence[object], lexicon: Lexicon) -> pd.DataFrame:
     threat = w["escalation"] | w["more_reviews"] | w["bad_review"]
     rating_win = w["rating_for_money"] & (w["demand"] | w["request"])
     cond_strong = w["condition"] & threat & (w["demand"] | rating_win)
-    cond_request = w["condition"] & threat & w["request"]
+    cond_request = w["condition"] & (w["more_reviews"] | w["bad_review"]) & w["request"]
+    cond_request_escalation = w["condition"] & w["escalation"] & w["request"]
+    settle_win = w["settlement"] & w["demand"]
+    # Within one window too: a long honest review may ask for compensation in one place
+    # and mention a lawyer in another.
+    threat_win = w["demand"] & (w["escalation"] | w["more_reviews"])
 
     n_hit = hit.size
     local = np.searchsorted(hit, sent_doc)  # review position within `hit`
@@ -358,14 +383,18 @@ def detect(texts: Sequence[object], lexicon: Lexicon) -> pd.DataFrame:
     rating = per_doc(rating_win)
     strong = per_doc(cond_strong)
     weak = per_doc(cond_request)
+    weakest = per_doc(cond_request_escalation)
+    settle = per_doc(settle_win)
     score = np.select(
-        [strong, rating, demand & (escalation | more), weak, more, demand, escalation],
+        [strong, rating, per_doc(threat_win), settle, weak, more, weakest, demand, escalation],
         [
             SCORE_CONDITIONAL,
             SCORE_RATING_FOR_MONEY,
             SCORE_DEMAND_AND_THREAT,
+            SCORE_SETTLEMENT,
             SCORE_CONDITIONAL_REQUEST,
             SCORE_MORE_REVIEWS,
+            SCORE_CONDITIONAL_REQUEST_ESCALATION,
             SCORE_DEMAND,
             SCORE_ESCALATION,
         ],
@@ -377,7 +406,8 @@ def detect(texts: Sequence[object], lexicon: Lexicon) -> pd.DataFrame:
     out.loc[hit, "escalation"] = escalation
     out.loc[hit, "more_reviews"] = more
     out.loc[hit, "bad_review"] = per_doc(s["bad_review"])
-    out.loc[hit, "conditional"] = strong | weak
+    out.loc[hit, "settlement"] = settle
+    out.loc[hit, "conditional"] = strong | weak | weakest
     out.loc[hit, "score"] = score
     out.loc[hit, "phrase"] = _phrases(clauses, clause_flags, local[clause_sent], score, lexicon)
     return out
@@ -401,7 +431,9 @@ def _phrases(
         found: list[tuple[int, str]] = []
         for kind, flags in clause_flags.items():
             if flags[row]:
-                found.extend((m.start(), m.group(0)) for m in lexicon.compiled(kind).finditer(texts[row]))
+                found.extend(
+                    (m.start(), m.group(0)) for m in lexicon.compiled(kind).finditer(texts[row])
+                )
         doc_spans = spans[clause_doc[row]]
         for _, span in sorted(found):
             if span.strip() and span not in doc_spans:
@@ -443,12 +475,26 @@ class DemandParams:
     C: float = 1.0
     max_chars: int = 300
 
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.window_days >= 0:
+            problems.append(f"window_days must be at least 0, got {self.window_days}")
+        if not 1 <= self.max_rating <= 5:
+            problems.append(f"max_rating must be 1 to 5, got {self.max_rating}")
+        unknown = set(self.demand_types) - set(REFUND_TYPES)
+        if unknown:
+            problems.append(f"demand_types {sorted(unknown)} are not refund types {REFUND_TYPES}")
+        if self.min_per_class < 1:
+            problems.append(f"min_per_class must be at least 1, got {self.min_per_class}")
+        if problems:
+            raise ConfigError("demand model settings: " + "; ".join(problems))
+
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> DemandParams:
         """Parameters from a plain mapping (params.yaml block); missing keys keep defaults.
 
         Raises:
-            ConfigError: On an unknown key.
+            ConfigError: On an unknown key or an unusable value.
         """
         values = dict(values or {})
         known = {f.name for f in fields(cls)}
@@ -457,7 +503,10 @@ class DemandParams:
             raise ConfigError(f"unknown demand model settings: {sorted(unknown)}")
         if "demand_types" in values:
             values["demand_types"] = tuple(values["demand_types"])
-        return cls(**values)
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a value of the wrong type, compared or iterated
+            raise ConfigError(f"demand model settings: {exc}") from exc
 
 
 def _utc(values: pd.Series) -> npt.NDArray[np.datetime64]:
@@ -467,7 +516,7 @@ def _utc(values: pd.Series) -> npt.NDArray[np.datetime64]:
 
 
 def _cutoff(cutoff: object) -> np.datetime64:
-    t = pd.Timestamp(cutoff)  # type: ignore[arg-type]
+    t = pd.Timestamp(cutoff)
     if t.tzinfo is not None:
         t = t.tz_convert("UTC").tz_localize(None)
     return np.datetime64(t.to_datetime64(), "ns")
@@ -496,8 +545,8 @@ def weak_labels(
         params: Settings; None for the defaults.
 
     Returns:
-        review_id, text and ``demand_like`` (bool), one row per review of the population,
-        in the reviews' order.
+        review_id, buyer_id (missing for an unknown order), text and ``demand_like``
+        (bool), one row per review of the population, in the reviews' order.
     """
     p = params or DemandParams()
     t_cut = _cutoff(cutoff)
@@ -540,6 +589,8 @@ def weak_labels(
 
     pop = pop.merge(order_info[["order_id", "buyer_id"]], on="order_id", how="left")
     key = "buyer_id" if p.by_buyer else "order_id"
+    # pandas joins missing keys to each other; a request of an unknown order links nothing.
+    req = req[req[key].notna()]
     pairs = pop[["review_id", key, "posted"]].merge(req[[key, "requested"]], on=key)
     window = np.timedelta64(int(p.window_days * 86400), "s")
     gap = pairs["requested"].to_numpy() - pairs["posted"].to_numpy()
@@ -547,6 +598,7 @@ def weak_labels(
     return pd.DataFrame(
         {
             "review_id": pd.Series(pop["review_id"].to_numpy(dtype=object), dtype="str"),
+            "buyer_id": pd.Series(pop["buyer_id"].to_numpy(dtype=object), dtype="str"),
             "text": pd.Series(pop["text"].to_numpy(dtype=object), dtype="str"),
             DEMAND_LIKE: pop["review_id"].isin(set(near.tolist())).to_numpy(dtype=bool),
         }
@@ -685,8 +737,16 @@ def train_demand_model(
     Raises:
         ConfigError: If ``params`` holds an unknown key.
     """
-    p = params if isinstance(params, DemandParams) else DemandParams.from_mapping(params)
-    labels = weak_labels(reviews, refunds, orders, cutoff, p)
+    p = _params(params)
+    return _fit(weak_labels(reviews, refunds, orders, cutoff, p), cutoff, p)
+
+
+def _params(params: DemandParams | Mapping[str, Any] | None) -> DemandParams:
+    return params if isinstance(params, DemandParams) else DemandParams.from_mapping(params)
+
+
+def _fit(labels: pd.DataFrame, cutoff: object, p: DemandParams) -> DemandModel:
+    """The demand model fitted on weak labels (untrained if a class is too small)."""
     y = labels[DEMAND_LIKE].to_numpy(dtype=bool)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     classifier = None
@@ -707,6 +767,56 @@ def train_demand_model(
         n_complaint_like=n_neg,
         classifier=classifier,
     )
+
+
+def demand_scores(
+    reviews: pd.DataFrame,
+    refunds: pd.DataFrame,
+    orders: pd.DataFrame,
+    cutoff: object,
+    params: DemandParams | Mapping[str, Any] | None = None,
+    n_folds: int = 5,
+) -> pd.DataFrame:
+    """Demand-model score of every review posted before ``cutoff``, none of it in-sample.
+
+    A model scores its own training reviews too well: it has seen their labels, which
+    come from the same requests that refund features count. So the reviews of the
+    training population get out-of-fold scores (folds by buyer, from a fixed hash of the
+    buyer id, so every run and platform agrees), each from a model trained on the other
+    buyers' reviews; the other reviews before the cutoff are scored by the model trained
+    on all of them. Everything used was known at the cutoff.
+
+    Args:
+        reviews: Validated reviews.
+        refunds: Validated requests.
+        orders: Validated orders.
+        cutoff: The point in time (naive means UTC).
+        params: Settings (a :class:`DemandParams` or a plain mapping); None for defaults.
+        n_folds: Number of buyer folds, at least 2.
+
+    Returns:
+        review_id and ``model_score`` (NaN where a model could not be trained), one row
+        per review posted before the cutoff, in the reviews' order.
+
+    Raises:
+        ConfigError: If ``params`` holds an unknown key or ``n_folds`` is below 2.
+    """
+    if n_folds < 2:
+        raise ConfigError(f"n_folds must be at least 2, got {n_folds}")
+    p = _params(params)
+    labels = weak_labels(reviews, refunds, orders, cutoff, p)
+    before = _utc(reviews["created_at"]) < _cutoff(cutoff)
+    ids = pd.Series(reviews["review_id"].to_numpy(dtype=object)[before], dtype="str")
+    texts = reviews["text"].to_numpy(dtype=object)[before].tolist()
+    scores = _fit(labels, cutoff, p).score(texts)
+    fold = pd.util.hash_array(labels["buyer_id"].fillna("").to_numpy(dtype=object)) % n_folds
+    where = pd.Index(ids).get_indexer(labels["review_id"])
+    for k in range(n_folds):
+        held = fold == k
+        if held.any():
+            model = _fit(labels[~held], cutoff, p)
+            scores[where[held]] = model.score(labels["text"][held].tolist())
+    return pd.DataFrame({"review_id": ids, "model_score": scores})
 
 
 def score_reviews(

@@ -1212,6 +1212,12 @@ NO_HISTORY: Final = NoHistory(
 )
 
 
+# Each is NaN exactly when the buyer had no order before the cutoff (both come from the
+# buyer's orders before it). The first one a model has decides the no-history tier: the
+# time-consistency check may leave days_since_first_order out of the model.
+HISTORY_FEATURES: Final = (NO_HISTORY.feature, "days_since_last_order")
+
+
 def has_history(features: pd.DataFrame) -> np.ndarray:
     """Whether each row's buyer had ordered before the cutoff.
 

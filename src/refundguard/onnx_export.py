@@ -27,7 +27,7 @@ import numpy as np
 
 from refundguard.calibration import _EPS as PLATT_EPS
 from refundguard.errors import ModelError
-from refundguard.features import NO_HISTORY
+from refundguard.features import HISTORY_FEATURES, NO_HISTORY
 from refundguard.io import write_json
 from refundguard.policy import TIERS
 
@@ -276,7 +276,9 @@ def onnx_spec(
             "higher tier)",
         },
         "no_history": {
-            "feature": NO_HISTORY.feature,
+            # The first history feature the model has (the time-consistency check may
+            # leave days_since_first_order out); null: the rule cannot be applied.
+            "feature": next((f for f in HISTORY_FEATURES if f in features), None),
             "tier": NO_HISTORY.tier,
             "reason_zh": NO_HISTORY.zh,
             "reason_en": NO_HISTORY.en,

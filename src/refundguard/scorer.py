@@ -32,6 +32,7 @@ from refundguard.calibration import Calibrator
 from refundguard.config import FeaturesParams
 from refundguard.errors import InputError, ModelError
 from refundguard.features import (
+    HISTORY_FEATURES,
     NO_HISTORY,
     Feature,
     build_catalog,
@@ -54,11 +55,6 @@ OUTPUT_COLUMNS = (
 )
 # Columns a feature frame may carry besides buyer_id and the catalog's features.
 PASSTHROUGH = frozenset({"cutoff"})
-# Each is NaN exactly when the buyer had no order before the cutoff (both come from the
-# buyer's orders before it). The first one found, among the model's features or else the
-# input's columns, decides the no-history tier: the time-consistency check may leave
-# days_since_first_order out of the model.
-HISTORY_FEATURES = (NO_HISTORY.feature, "days_since_last_order")
 # Valid range of a feature by its catalog unit (inclusive). Shares and the sentiment score
 # are fractions; stars are 1-5; counts, money, durations and ratios cannot be negative.
 UNIT_RANGES: Mapping[str, tuple[float, float]] = {

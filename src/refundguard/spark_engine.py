@@ -21,7 +21,9 @@ The ``linked`` features are then joined on; the linked refund rate averages the
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
+from refundguard import errors
 from refundguard.errors import ConfigError, DataContractError
 from refundguard.features import (
     LINK_KINDS,
@@ -59,6 +62,34 @@ BUCKET, TABLE, FILE, POS = "_bucket", "_table", "_file", "_pos"
 # Output columns of a bucket besides the features: whether the row is a snapshot row
 # (active, not a known abuser) rather than a row kept only for the linked refund rate.
 ROW = "_row"
+# The columns the local core reads from each validated table; the others stay unread.
+NEEDED: dict[str, tuple[str, ...]] = {
+    "orders": (
+        "order_id",
+        "buyer_id",
+        "seller_id",
+        "created_at",
+        "delivered_at",
+        "amount",
+        "category",
+        "device_id",
+        "address_id",
+        "payment_id",
+    ),
+    "refunds": (
+        "order_id",
+        "requested_at",
+        "resolved_at",
+        "amount",
+        "type",
+        "reason",
+        "status",
+        "instant",
+    ),
+    "reviews": ("review_id", "order_id", "created_at", "rating", "text"),
+    "buyers": ("buyer_id", "registered_at"),
+    "labels": ("buyer_id", "label", "labeled_at"),
+}
 JAVA_HINT = "install Java 17 (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
 
 
@@ -450,6 +481,7 @@ def _bucketed(
     """
     from pyspark.sql import functions as F
 
+    tables = {name: _needed(tables[name], name) for name in TABLES}
     orders = tables["orders"]
     order_buyer = orders.select(F.col("order_id").alias("_oid"), F.col("buyer_id").alias("_buyer"))
     reviews = tables["reviews"]
@@ -472,15 +504,9 @@ def _bucketed(
         "buyers": tables["buyers"].withColumn("_buyer", F.col("buyer_id")),
         "labels": tables["labels"].withColumn("_buyer", F.col("buyer_id")),
     }
-    # The local path refuses rows of unknown orders; so does this one (one small job).
-    orphans = None
-    for name in ("refunds", "reviews"):
-        part = parts[name].where(F.col("_buyer").isNull()).select(F.lit(name).alias("table"))
-        orphans = part if orphans is None else orphans.unionByName(part)
-    assert orphans is not None
-    found = orphans.limit(1).collect()
-    if found:
-        raise DataContractError(f"{found[0][0]} for unknown orders (validate the tables first)")
+    # A refund or review of an unknown order has no buyer; it lands in some bucket that
+    # lacks its order, where prepare_events refuses it as on one machine (DataContractError,
+    # raised again on the driver by :func:`worker_errors`).
     columns = {
         name: [(c, ty) for c, ty in df.dtypes if c not in (FILE, POS, "_buyer")]
         for name, df in parts.items()
@@ -519,6 +545,44 @@ def for_arrow(df: pd.DataFrame) -> pd.DataFrame:
     return df.astype(dict.fromkeys(text, object)) if text else df
 
 
+def _needed(df: DataFrame, name: str) -> DataFrame:
+    missing = [c for c in NEEDED[name] if c not in df.columns]
+    if missing:
+        raise DataContractError(
+            f"{name}: column {missing[0]!r} missing (validate the tables first)"
+        )
+    return df.select(*NEEDED[name], FILE, POS)
+
+
+@contextlib.contextmanager
+def worker_errors() -> Iterator[None]:
+    """Raise a refundguard error a Python worker raised as itself, on the driver.
+
+    Spark wraps an exception from a worker in a ``PythonException`` holding the worker's
+    traceback; a user's mistake (a refund of an unknown order, a bad feature value) must
+    still be one clear line.
+
+    Yields:
+        Nothing; the body runs Spark actions.
+
+    Raises:
+        RefundGuardError: The subclass and message the worker raised.
+    """
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    # A worker's exception reaches the driver as a PythonException, or (through Arrow
+    # collection) inside a Py4JJavaError; both carry the worker's last line.
+    except (PySparkException, Py4JJavaError) as exc:
+        found = re.findall(r"refundguard\.errors\.(\w+): ([^\n]*)", str(exc))
+        kind = getattr(errors, found[-1][0], None) if found else None
+        if isinstance(kind, type) and issubclass(kind, errors.RefundGuardError):
+            raise kind(found[-1][1].strip()) from None
+        raise
+
+
 def _table_of(pdf: pd.DataFrame, name: str, columns: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """One table's rows of a bucket, in file order, with the local path's dtypes."""
     rows = pdf[pdf[TABLE].to_numpy() == name].sort_values([FILE, POS], kind="stable")
@@ -549,6 +613,7 @@ def bucket_features(
     horizon_days: int,
     active_days: int,
     timezone: str,
+    keep_known_abusers: bool = False,
 ) -> pd.DataFrame:
     """Features of one bucket of buyers at every cutoff, with the local core.
 
@@ -563,6 +628,7 @@ def bucket_features(
         horizon_days: Label horizon (the target).
         active_days: A buyer gets a row at T if they ordered in [T - active_days, T).
         timezone: Zone of the local clock features.
+        keep_known_abusers: Known abusers keep their snapshot rows (for scoring).
 
     Returns:
         buyer_id, cutoff, the local features, target and ``_row``: True for snapshot
@@ -607,7 +673,9 @@ def bucket_features(
         targets = label_targets(t["labels"], cut, horizon_days)
         ids = out["buyer_id"]
         out["target"] = ids.isin(targets.positives).astype("int32").to_numpy()
-        out[ROW] = recent[codes] & ~ids.isin(targets.known_abusers).to_numpy()
+        out[ROW] = recent[codes]
+        if not keep_known_abusers:
+            out[ROW] &= ~ids.isin(targets.known_abusers).to_numpy()
         parts.append(out)
     return for_arrow(pd.concat(parts, ignore_index=True))
 
@@ -651,17 +719,66 @@ def featurize_spark(
         DataContractError: No cutoffs, a table missing, or rows of unknown orders.
         ConfigError: A linked feature this engine does not know.
     """
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    if not cutoffs:
-        raise DataContractError("no cutoffs: the data span is too short for the horizon")
     tables = read_validated(spark, validated_dir)
     sentiment = None
     if sentiment_file is not None and (
         "://" in str(sentiment_file) or Path(sentiment_file).exists()
     ):
         sentiment = spark.read.parquet(str(sentiment_file))
+    return featurize_tables(
+        tables,
+        sentiment,
+        cutoffs,
+        catalog,
+        horizon_days=horizon_days,
+        active_days=active_days,
+        timezone=timezone,
+        partitions=partitions,
+        link_max_accounts=link_max_accounts,
+    )
+
+
+def featurize_tables(
+    tables: Mapping[str, DataFrame],
+    sentiment: DataFrame | None,
+    cutoffs: Sequence[pd.Timestamp],
+    catalog: Sequence[Feature],
+    *,
+    horizon_days: int,
+    active_days: int,
+    timezone: str,
+    partitions: int,
+    link_max_accounts: int,
+    keep_known_abusers: bool = False,
+) -> DataFrame:
+    """:func:`featurize_spark` from Spark DataFrames (e.g. warehouse tables).
+
+    Args:
+        tables: orders, refunds, reviews, buyers and labels, validated, each with the
+            ``_file`` and ``_pos`` columns of :func:`read_table` (any stable row order).
+        sentiment: review_id and sentiment, or None.
+        cutoffs: Snapshot cutoffs.
+        catalog: The feature catalog.
+        horizon_days: The target is "labeled abuser within this many days after T".
+        active_days: Only buyers who ordered in this many days before T get a row.
+        timezone: Zone of the local clock features (``base.timezone``).
+        partitions: Number of buyer buckets (each runs the local core once).
+        link_max_accounts: ``features.link_max_accounts``.
+        keep_known_abusers: Keep buyers already labeled abusers before T (scoring does,
+            as :func:`refundguard.features.compute_features`; training rows do not).
+
+    Returns:
+        As :func:`featurize_spark`.
+
+    Raises:
+        DataContractError: No cutoffs, or rows of unknown orders.
+        ConfigError: A linked feature this engine does not know.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    if not cutoffs:
+        raise DataContractError("no cutoffs: the data span is too short for the horizon")
     linked = linked_names(catalog)
     rate_name = _rate_feature(catalog, linked)
     local_names = [f.name for f in catalog if f.name not in linked]
@@ -687,6 +804,7 @@ def featurize_spark(
             horizon_days=horizon_days,
             active_days=active_days,
             timezone=timezone,
+            keep_known_abusers=keep_known_abusers,
         )
 
     per_buyer = (
@@ -731,7 +849,7 @@ def to_local(snaps: DataFrame) -> pd.DataFrame:
     Returns:
         Rows sorted by cutoff then buyer_id; buyer_id str, cutoff UTC, target int8.
     """
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), worker_errors():
         # pyspark's own conversion code warns about pandas 3 (see the top of this module).
         warnings.simplefilter("ignore")
         out = cast(pd.DataFrame, snaps.toPandas())
@@ -744,20 +862,39 @@ def to_local(snaps: DataFrame) -> pd.DataFrame:
 def write_snapshots(snaps: DataFrame, out: Path | str) -> None:
     """Write a Spark snapshot table as Parquet, one folder per cutoff.
 
+    Every task writes its own files (no single writer), each sorted by buyer_id.
+
     Args:
         snaps: :func:`featurize_spark`'s output.
         out: Destination folder (or URI); replaced if it exists.
+
+    Raises:
+        RefundGuardError: A worker refused the data (see :func:`worker_errors`).
     """
     from pyspark.sql import functions as F
 
-    (
-        snaps.withColumn("target", F.col("target").cast("byte"))
-        .repartition("cutoff")
-        .sortWithinPartitions("buyer_id")
-        .write.mode("overwrite")
-        .partitionBy("cutoff")
-        .parquet(str(out))
-    )
+    with worker_errors():
+        (
+            snaps.withColumn("target", F.col("target").cast("byte"))
+            .sortWithinPartitions("cutoff", "buyer_id")
+            .write.mode("overwrite")
+            .partitionBy("cutoff")
+            .parquet(str(out))
+        )
+
+
+def write_parquet_spark(df: DataFrame, out: Path | str) -> None:
+    """Write any Spark result (e.g. scores) as a Parquet folder, workers writing in parallel.
+
+    Args:
+        df: The rows.
+        out: Destination folder (or URI); replaced if it exists.
+
+    Raises:
+        RefundGuardError: A worker refused the data (see :func:`worker_errors`).
+    """
+    with worker_errors():
+        df.write.mode("overwrite").parquet(str(out))
 
 
 # --------------------------------------------------------------------- sentiment
@@ -850,6 +987,63 @@ def score_spark(features: DataFrame, model_dir: Path, *, reasons: bool = True) -
     return features.select(*[F.col(n) for n in names]).mapInPandas(score, schema)
 
 
+def score_tables_spark(
+    spark: SparkSession,
+    validated_dir: Path | str,
+    as_of: pd.Timestamp,
+    model_dir: Path,
+    *,
+    partitions: int,
+    reasons: bool = True,
+) -> DataFrame:
+    """Score every buyer active at ``as_of`` from validated tables, on Spark.
+
+    The Spark counterpart of :meth:`refundguard.scorer.Scorer.score_events` with no buyer
+    list: the scorer's own sentiment model scores the reviews, the features are computed
+    as of ``as_of`` with the scorer's feature settings, and every row is scored.
+
+    Args:
+        spark: The session.
+        validated_dir: Folder (or URI) of the validated tables.
+        as_of: Only what was known before this time is used (tz-aware, or UTC).
+        model_dir: An exported scorer folder readable from every worker.
+        partitions: Number of buyer buckets.
+        reasons: Write the top 3 reasons for buyers in review or restrict.
+
+    Returns:
+        A lazy DataFrame with the columns of :data:`SCORE_SCHEMA`; write it with
+        ``.write.parquet`` (each worker writes its own part, nothing is collected).
+
+    Raises:
+        ModelError: The scorer cannot be read.
+        DataContractError: A table is missing or unusable.
+    """
+    from refundguard.features import build_catalog
+    from refundguard.scorer import Scorer
+
+    scorer = Scorer.load(Path(model_dir))
+    tables = read_validated(spark, validated_dir)
+    sentiment = (
+        sentiment_spark(tables["reviews"], scorer.sentiment_dir)
+        if scorer.sentiment_dir is not None
+        else None
+    )
+    fp = scorer.feature_params
+    feats = featurize_tables(
+        tables,
+        sentiment,
+        [as_of],
+        build_catalog(fp),
+        horizon_days=0,
+        active_days=fp.active_days,
+        timezone=scorer.timezone,
+        partitions=partitions,
+        link_max_accounts=fp.link_max_accounts,
+        keep_known_abusers=True,
+    )
+    return score_spark(feats, Path(model_dir), reasons=reasons)
+
+
 SCORE_SCHEMA = (
     "buyer_id string, probability double, risk_score long, tier string, "
     "reasons_zh string, reasons_en string, model_version string"
@@ -870,11 +1064,15 @@ __all__: list[str] = [
     "bucket_features",
     "category_medians",
     "featurize_spark",
+    "featurize_tables",
     "linked_features",
     "read_validated",
     "score_spark",
+    "score_tables_spark",
     "sentiment_spark",
     "spark_session",
     "to_local",
+    "worker_errors",
+    "write_parquet_spark",
     "write_snapshots",
 ]
