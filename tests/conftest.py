@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 from hypothesis import settings
 
-
 from refundguard.config import Params, params_from_dict
 from refundguard.validate import validate_tables
 

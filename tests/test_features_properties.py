@@ -91,6 +91,8 @@ class World:
     def buyer_ids(self) -> list[str]:
         ids = {o["buyer_id"] for o in self.orders}
         ids |= {b["buyer_id"] for b in self.buyers or []}
+        # render() lists labeled buyers with no order in the buyers table too.
+        ids |= {lab["buyer_id"] for lab in self.labels}
         return sorted(ids)
 
     def times(self) -> list[int]:

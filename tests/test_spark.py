@@ -24,7 +24,7 @@ from refundguard.io import write_parquet
 from refundguard.scorer import Scorer
 from refundguard.sentiment import ReviewSentiment, predict_reviews, training_pairs
 from refundguard.simulate import simulate_world
-from refundguard.timesplit import make_cutoffs
+from refundguard.timesplit import label_delays, make_cutoffs, resolve_horizon
 from refundguard.validate import validate_tables
 
 pytestmark = [
@@ -296,3 +296,15 @@ def test_refund_of_an_unknown_order_is_one_clear_error(
     )
     with pytest.raises(DataContractError, match=r"^refunds for unknown orders"):
         se.to_local(snaps)
+
+
+def test_span_tables_give_the_same_cutoffs_and_horizon(spark: object, world: World) -> None:
+    span = se.span_tables(spark, world.validated)  # type: ignore[arg-type]
+    assert len(span["orders"]) < 200 and len(span["refunds"]) < 200
+    derived = replace(world.params.base, horizon_days=None)
+    full = resolve_horizon(world.tables, derived)
+    assert full.source == "data" and full.n_delays >= 20  # measured, not the fallback
+    assert resolve_horizon(span, derived) == full
+    assert np.array_equal(label_delays(span), label_delays(world.tables))
+    for base in (derived, world.params.base):
+        assert make_cutoffs(span, base) == make_cutoffs(world.tables, base)

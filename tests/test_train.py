@@ -25,10 +25,10 @@ from refundguard.train import (
     fit_booster,
     load_holdout_model,
     load_model,
-    scaled_rounds,
     monotone_vector,
     reference_distribution,
     rolling_scores,
+    scaled_rounds,
     train_model,
     tune,
 )

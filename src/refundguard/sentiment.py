@@ -43,6 +43,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
+from refundguard import progress
 from refundguard.config import load_params
 from refundguard.contract import SYSTEM_REVIEW_TEXTS
 from refundguard.errors import ModelError
@@ -618,7 +619,10 @@ class ReviewSentiment(ClassifierMixin, BaseEstimator):
         if weights.size != (1 << self.hash_bits) + 1:
             raise ValueError("coef_ does not match hash_bits")
         scores = np.empty(len(docs), dtype=np.float64)
-        for start in range(0, len(docs), _BLOCK_DOCS):
+        starts = range(0, len(docs), _BLOCK_DOCS)
+        # A bar only on a terminal, for batches large enough to take a while.
+        blocks = progress.track(starts, "sentiment: batches") if len(starts) > 4 else starts
+        for start in blocks:
             stop = start + _BLOCK_DOCS
             batch = _normalise_batch(docs[start:stop], self.max_chars)
             scores[start:stop] = _score_batch(batch, weights, orders, self.hash_bits)

@@ -212,6 +212,101 @@ def read_validated(spark: SparkSession, validated_dir: Path | str) -> dict[str, 
     return out
 
 
+def span_tables(spark: SparkSession, validated_dir: Path | str) -> dict[str, pd.DataFrame]:
+    """Small pandas stand-ins of the validated tables for the cutoffs and the horizon.
+
+    :func:`refundguard.timesplit.make_cutoffs` and :func:`~refundguard.timesplit.
+    resolve_horizon` read only the first and last times of the tables and, for each abuser
+    label, the buyer's latest refund request before it. Spark finds those rows; the
+    frames returned hold only them (the orders of those requests get stand-in ids), so
+    both functions give the same answer as on the full tables without loading them.
+
+    Args:
+        spark: The session.
+        validated_dir: Folder (or URI) of the validated tables.
+
+    Returns:
+        orders, refunds, reviews and labels, each a few rows (labels: every abuser label).
+
+    Raises:
+        DataContractError: A table is missing.
+    """
+    from pyspark.sql import functions as F
+
+    t = read_validated(spark, validated_dir)
+    utc = pd.DatetimeTZDtype("us", "UTC")
+
+    def frame(df: DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+        with warnings.catch_warnings(), worker_errors():
+            warnings.simplefilter("ignore")
+            out = cast(pd.DataFrame, df.select(*cols).toPandas())
+        for c in cols:
+            if c.endswith("_at"):
+                out[c] = _naive(out[c]).dt.tz_localize("UTC").astype(utc)
+        return out
+
+    def extremes(df: DataFrame, col: str, cols: Sequence[str]) -> DataFrame:
+        return (
+            df.orderBy(F.col(col).asc_nulls_last())
+            .limit(1)
+            .unionByName(df.orderBy(F.col(col).desc_nulls_last()).limit(1))
+            .select(*cols)
+        )
+
+    positives = t["labels"].where(F.col("label") == 1).select("buyer_id", "label", "labeled_at")
+    requests = (
+        t["refunds"]
+        .join(t["orders"].select("order_id", "buyer_id"), "order_id")
+        .select("buyer_id", "requested_at")
+    )
+    latest = (
+        positives.join(requests, "buyer_id")
+        .where(F.col("requested_at") < F.col("labeled_at"))
+        .groupBy("buyer_id", "labeled_at")
+        .agg(F.max("requested_at").alias("requested_at"))
+        .select("buyer_id", "requested_at")
+        .distinct()
+    )
+    orders = frame(
+        extremes(t["orders"], "created_at", ["order_id", "buyer_id", "created_at"]),
+        ["order_id", "buyer_id", "created_at"],
+    ).drop_duplicates("order_id")
+    last = frame(latest, ["buyer_id", "requested_at"])
+    # Stand-in orders for the requests: inside the data span, so they move neither end.
+    stand_in = pd.DataFrame(
+        {
+            "order_id": [f"_request_{i}" for i in range(len(last))],
+            "buyer_id": last["buyer_id"].astype("str"),
+            "created_at": pd.Series([orders["created_at"].min()] * len(last), dtype=utc),
+        }
+    )
+    # The last decision's time, as a stand-in that is no abuser label (it must not count
+    # one label twice in the delays).
+    labels_end = frame(extremes(t["labels"], "labeled_at", ["labeled_at"]), ["labeled_at"])
+    labels_end.insert(0, "buyer_id", "_span_end")
+    labels_end.insert(1, "label", 0.0)
+    refunds_end = frame(
+        extremes(t["refunds"], "requested_at", ["order_id", "requested_at"]),
+        ["order_id", "requested_at"],
+    )
+    return {
+        "orders": pd.concat([orders, stand_in], ignore_index=True),
+        "refunds": pd.concat(
+            [
+                pd.DataFrame(
+                    {"order_id": stand_in["order_id"], "requested_at": last["requested_at"]}
+                ),
+                refunds_end,
+            ],
+            ignore_index=True,
+        ),
+        "reviews": frame(extremes(t["reviews"], "created_at", ["created_at"]), ["created_at"]),
+        "labels": pd.concat(
+            [frame(positives, ["buyer_id", "label", "labeled_at"]), labels_end], ignore_index=True
+        ),
+    }
+
+
 # ---------------------------------------------------------------------- the catalog
 
 
@@ -837,7 +932,28 @@ def featurize_tables(
                 for n in linked
             ],
         )
-    return snaps.select("buyer_id", "cutoff", *[f.name for f in catalog], "target")
+    out = snaps.select("buyer_id", "cutoff", *[f.name for f in catalog], "target")
+    _PERSISTED[id(out)] = (out, per_buyer)
+    return out
+
+
+# The per-bucket results each featurize_tables output reads twice (snapshot rows and the
+# linked refund rates), cached by Spark; :func:`to_local` and :func:`write_snapshots`
+# release them once written, so a long session does not keep every run's rows.
+# Each entry holds the output too, so its id cannot be reused while the entry lives.
+_PERSISTED: dict[int, tuple[DataFrame, DataFrame]] = {}
+
+
+def release(snaps: DataFrame) -> None:
+    """Drop the cached per-bucket rows behind a :func:`featurize_spark` output.
+
+    Args:
+        snaps: The output; nothing happens for any other DataFrame.
+    """
+    entry = _PERSISTED.get(id(snaps))
+    if entry is not None and entry[0] is snaps:
+        del _PERSISTED[id(snaps)]
+        entry[1].unpersist()
 
 
 def to_local(snaps: DataFrame) -> pd.DataFrame:
@@ -853,6 +969,7 @@ def to_local(snaps: DataFrame) -> pd.DataFrame:
         # pyspark's own conversion code warns about pandas 3 (see the top of this module).
         warnings.simplefilter("ignore")
         out = cast(pd.DataFrame, snaps.toPandas())
+    release(snaps)
     out["buyer_id"] = out["buyer_id"].astype("str")
     out["cutoff"] = _naive(out["cutoff"]).dt.tz_localize("UTC")
     out["target"] = out["target"].astype("int8")
@@ -881,6 +998,7 @@ def write_snapshots(snaps: DataFrame, out: Path | str) -> None:
             .partitionBy("cutoff")
             .parquet(str(out))
         )
+    release(snaps)
 
 
 def write_parquet_spark(df: DataFrame, out: Path | str) -> None:
@@ -1067,9 +1185,11 @@ __all__: list[str] = [
     "featurize_tables",
     "linked_features",
     "read_validated",
+    "release",
     "score_spark",
     "score_tables_spark",
     "sentiment_spark",
+    "span_tables",
     "spark_session",
     "to_local",
     "worker_errors",
