@@ -143,6 +143,12 @@ def main() -> None:
         flagged = (found["score"] >= THRESHOLD).to_numpy()
         block: dict[str, Any] = {"file": str(args.eval_set.relative_to(REPO))}
         block["overall"] = precision_recall(truth, flagged)
+        # Other thresholds, to show where the misses sit (0.4 is a demand alone, 0.3 an
+        # escalation alone); the shipped threshold stays 0.5.
+        block["by_threshold"] = {
+            f"{t:.2f}": precision_recall(truth, (found["score"] >= t).to_numpy())
+            for t in (0.3, 0.4, 0.45, 0.5)
+        }
         block["by_lang"] = {
             lang: precision_recall(truth[m], flagged[m])
             for lang in sorted(ev["lang"].unique())
@@ -241,6 +247,13 @@ def main() -> None:
             roc_auc_score(y_pop, oof_score.reindex(pop).to_numpy())
         ),
     }
+    if "eval_set" in results:
+        # The model learned from the simulated platform, applied to the independent set:
+        # how far text learned from one platform's requests carries to other writing.
+        ev = pd.read_csv(args.eval_set, dtype=str, keep_default_na=False)
+        results["eval_set"]["auc_demand_model_trained_on_simulated_world"] = float(
+            roc_auc_score((ev["label"] == "demand").to_numpy(), model.score(ev["text"].tolist()))
+        )
     print(json.dumps(results["simulated_world"], indent=2), flush=True)
 
     results["machine"] = {
