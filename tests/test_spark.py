@@ -7,6 +7,7 @@ pipeline's stages build it; scoring uses the session's ``project`` (a full ``dvc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from tests.conftest import tiny_params
 
 from refundguard import spark_engine as se
-from refundguard.config import Params, load_params
+from refundguard.config import FeaturesParams, Params, load_params
 from refundguard.errors import DataContractError
 from refundguard.features import Feature, build_catalog, build_snapshots, prepare_events
 from refundguard.io import write_parquet
@@ -308,3 +309,32 @@ def test_span_tables_give_the_same_cutoffs_and_horizon(spark: object, world: Wor
     assert np.array_equal(label_delays(span), label_delays(world.tables))
     for base in (derived, world.params.base):
         assert make_cutoffs(span, base) == make_cutoffs(world.tables, base)
+
+
+def test_features_stage_on_spark_writes_the_local_snapshots(
+    spark: object, world: World, tmp_path: Path
+) -> None:
+    import yaml
+
+    from refundguard import features
+
+    def stage(engine: str) -> pd.DataFrame:
+        raw = {"base": {"seed": world.params.base.seed, "horizon_days": HORIZON,
+                        "min_history_days": world.params.base.min_history_days,
+                        "cutoff_step_days": world.params.base.cutoff_step_days},
+               "features": {"history_cap_days": world.params.features.history_cap_days,
+                            "engine": engine},
+               "spark": {"master": "local[2]", "partitions": PARTITIONS}}
+        params_file = tmp_path / f"{engine}.yaml"
+        params_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
+        out = tmp_path / engine
+        features.main(params_file, world.validated, world.root, out)
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["cutoffs"] and manifest["horizon"]["days"] == HORIZON
+        return pd.read_parquet(out / "snapshots.parquet")
+
+    local, on_spark = stage("local"), stage("spark")
+    _assert_same_snapshots(local, on_spark, build_catalog(FeaturesParams()))
+    # The test's own session is still running: the stage does not stop a session it
+    # did not start.
+    assert spark.sparkContext._jsc is not None  # type: ignore[attr-defined]

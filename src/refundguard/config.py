@@ -221,6 +221,8 @@ class FeaturesParams:
             every cutoff: an export starts at an arbitrary date, and without the cap a
             buyer's history looks short at the early cutoffs only because the data does.
             Cutoffs closer than this to the data's start are not used.
+        engine: "local" (one process, the default) or "spark" (the same features
+            computed per bucket of buyers on Apache Spark; see the ``spark`` block).
     """
 
     windows_days: tuple[int, ...] = (30, 90, 365)
@@ -228,6 +230,24 @@ class FeaturesParams:
     active_days: int = 365
     link_max_accounts: int = 30
     history_cap_days: int = 120
+    engine: Literal["local", "spark"] = "local"
+
+
+@dataclass(frozen=True)
+class SparkParams:
+    """The Spark session of ``features.engine: spark``.
+
+    Attributes:
+        master: Spark master URL: ``local[*]``, ``local[2]``, ``yarn``, ``k8s://...``.
+        partitions: Shuffle partitions and buyer buckets (about 50,000-200,000 buyers
+            per bucket).
+        conf: More Spark settings, passed through as they are
+            (e.g. ``{spark.driver.memory: 4g}``).
+    """
+
+    master: str = "local[*]"
+    partitions: int = 8
+    conf: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -497,6 +517,7 @@ class Params:
     validate: ValidateParams = field(default_factory=ValidateParams)
     sentiment: SentimentParams = field(default_factory=SentimentParams)
     features: FeaturesParams = field(default_factory=FeaturesParams)
+    spark: SparkParams = field(default_factory=SparkParams)
     consistency: ConsistencyParams = field(default_factory=ConsistencyParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
@@ -628,6 +649,8 @@ def _check(p: Params) -> None:
         )
     if p.features.history_cap_days < 1:
         raise ConfigError("params: features.history_cap_days must be >= 1")
+    if p.spark.partitions < 1:
+        raise ConfigError("params: spark.partitions must be >= 1")
     if not 0 < p.validate.max_reject_share <= 1:
         raise ConfigError("params: validate.max_reject_share must be in (0, 1]")
     _check_policy(p.policy)

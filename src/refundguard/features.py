@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from refundguard import progress
-from refundguard.config import FeaturesParams, load_params
+from refundguard.config import FeaturesParams, Params, load_params
 from refundguard.contract import SYSTEM_REVIEW_TEXTS
 from refundguard.errors import DataContractError
 from refundguard.frames import isin
@@ -1607,16 +1607,6 @@ def main(
     params = load_params(params_path)
     tables = load_validated(validated_dir)
     sentiment_file = sentiment_dir / "review_sentiment.parquet"
-    sentiment = pd.read_parquet(sentiment_file) if sentiment_file.exists() else None
-    events = prepare_events(
-        tables["orders"],
-        tables["refunds"],
-        tables["reviews"],
-        tables["buyers"],
-        sentiment,
-        labels=tables["labels"],
-        timezone=params.base.timezone,
-    )
     horizon = resolve_horizon(tables, params.base)
     log.info(
         "features: label horizon %d days (%s, %d label delays measured)",
@@ -1627,21 +1617,35 @@ def main(
         min_history_days=params.features.history_cap_days,
     )
     catalog = build_catalog(params.features)
-    with progress.bar("features: cutoffs", total=len(cutoffs)) as advance:
-
-        def step(done: int, total: int, cutoff: pd.Timestamp) -> None:
-            log.info("features: cutoff %d/%d (%s)", done, total, cutoff.date())
-            advance(1)
-
-        snaps = build_snapshots(
-            events,
-            tables["labels"],
-            cutoffs,
-            catalog,
-            horizon_days=horizon.days,
-            active_days=params.features.active_days,
-            progress=step,
+    if params.features.engine == "spark":
+        snaps = _snapshots_on_spark(
+            params, validated_dir, sentiment_file, cutoffs, catalog, horizon.days
         )
+    else:
+        events = prepare_events(
+            tables["orders"],
+            tables["refunds"],
+            tables["reviews"],
+            tables["buyers"],
+            pd.read_parquet(sentiment_file) if sentiment_file.exists() else None,
+            labels=tables["labels"],
+            timezone=params.base.timezone,
+        )
+        with progress.bar("features: cutoffs", total=len(cutoffs)) as advance:
+
+            def step(done: int, total: int, cutoff: pd.Timestamp) -> None:
+                log.info("features: cutoff %d/%d (%s)", done, total, cutoff.date())
+                advance(1)
+
+            snaps = build_snapshots(
+                events,
+                tables["labels"],
+                cutoffs,
+                catalog,
+                horizon_days=horizon.days,
+                active_days=params.features.active_days,
+                progress=step,
+            )
     write_parquet(snaps, out_dir / "snapshots.parquet")
     write_json(
         {
@@ -1655,6 +1659,46 @@ def main(
         out_dir / "manifest.json",
     )
     return snaps
+
+
+def _snapshots_on_spark(
+    params: Params,
+    validated_dir: Path,
+    sentiment_file: Path,
+    cutoffs: Sequence[pd.Timestamp],
+    catalog: Sequence[Feature],
+    horizon_days: int,
+) -> pd.DataFrame:
+    """The same snapshot table, computed per bucket of buyers on Apache Spark."""
+    from pyspark.sql import SparkSession
+
+    from refundguard import spark_engine
+
+    running = SparkSession.getActiveSession()
+    spark = spark_engine.spark_session(
+        params.spark.master, params.spark.partitions, params.spark.conf
+    )
+    try:
+        log.info("features: %d cutoffs on Spark (%s, %d buckets)", len(cutoffs),
+                 params.spark.master, params.spark.partitions)
+        return spark_engine.to_local(
+            spark_engine.featurize_spark(
+                spark,
+                validated_dir,
+                sentiment_file if sentiment_file.exists() else None,
+                cutoffs,
+                catalog,
+                horizon_days=horizon_days,
+                active_days=params.features.active_days,
+                timezone=params.base.timezone,
+                partitions=params.spark.partitions,
+                link_max_accounts=params.features.link_max_accounts,
+            )
+        )
+    finally:
+        # A session the caller already had (a notebook, a test) stays theirs to stop.
+        if running is None:
+            spark.stop()
 
 
 def read_manifest(features_dir: Path = FEATURES_DIR) -> dict[str, object]:
