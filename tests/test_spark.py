@@ -328,7 +328,8 @@ def test_features_stage_on_spark_writes_the_local_snapshots(
         params_file = tmp_path / f"{engine}.yaml"
         params_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
         out = tmp_path / engine
-        features.main(params_file, world.validated, world.root, out)
+        features.main(params_file, world.validated, world.root, out,
+                      spark_build=se.snapshots_on_spark)
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
         assert manifest["cutoffs"] and manifest["horizon"]["days"] == HORIZON
         return pd.read_parquet(out / "snapshots.parquet")

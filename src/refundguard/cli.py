@@ -153,8 +153,15 @@ def sentiment(params: ParamsOpt = paths.PARAMS_FILE) -> None:
 def featurize(params: ParamsOpt = paths.PARAMS_FILE) -> None:
     """Build point-in-time features and targets for every cutoff."""
     from refundguard import features as stage
+    from refundguard.config import load_params
 
-    snaps = stage.main(params)
+    spark_build: stage.SparkBuild | None = None
+    if load_params(params).features.engine == "spark":
+        # Only then: importing the engine pulls in pyspark.
+        from refundguard.spark_engine import snapshots_on_spark
+
+        spark_build = snapshots_on_spark
+    snaps = stage.main(params, spark_build=spark_build)
     typer.echo(
         f"{len(snaps):,} rows, {int(snaps['target'].sum()):,} positives, "
         f"{snaps['cutoff'].nunique()} cutoffs -> {paths.FEATURES_DIR}"

@@ -27,13 +27,18 @@ import pandas as pd
 from refundguard import progress
 from refundguard.config import FeaturesParams, Params, load_params
 from refundguard.contract import SYSTEM_REVIEW_TEXTS
-from refundguard.errors import DataContractError
+from refundguard.errors import ConfigError, DataContractError
 from refundguard.frames import isin
 from refundguard.io import read_json, write_json, write_parquet
 from refundguard.paths import FEATURES_DIR, PARAMS_FILE, SENTIMENT_DIR, VALIDATED_DIR
 from refundguard.timesplit import label_targets, make_cutoffs, resolve_horizon
 
 log = logging.getLogger(__name__)
+
+# (params, validated folder, sentiment file, cutoffs, catalog, H) -> the snapshot table.
+SparkBuild = Callable[
+    [Params, Path, Path, Sequence[pd.Timestamp], Sequence["Feature"], int], pd.DataFrame
+]
 
 FeatureGroup = Literal["orders", "refunds", "sellers", "reviews", "linked"]
 FEATURE_GROUPS: tuple[FeatureGroup, ...] = ("refunds", "orders", "sellers", "reviews", "linked")
@@ -1592,6 +1597,7 @@ def main(
     validated_dir: Path = VALIDATED_DIR,
     sentiment_dir: Path = SENTIMENT_DIR,
     out_dir: Path = FEATURES_DIR,
+    spark_build: SparkBuild | None = None,
 ) -> pd.DataFrame:
     """Build the snapshot table of every cutoff and write it with the catalog.
 
@@ -1600,9 +1606,15 @@ def main(
         validated_dir: Output of the validate stage.
         sentiment_dir: Output of the sentiment stage.
         out_dir: Destination folder.
+        spark_build: The Spark engine's builder, for ``features.engine: spark``
+            (:func:`refundguard.spark_engine.snapshots_on_spark`; passed in by the CLI so
+            that this module never imports the engine built on it).
 
     Returns:
         The snapshot table written to ``out_dir/snapshots.parquet``.
+
+    Raises:
+        ConfigError: ``features.engine`` is spark and no builder was given.
     """
     params = load_params(params_path)
     tables = load_validated(validated_dir)
@@ -1618,9 +1630,13 @@ def main(
     )
     catalog = build_catalog(params.features)
     if params.features.engine == "spark":
-        snaps = _snapshots_on_spark(
-            params, validated_dir, sentiment_file, cutoffs, catalog, horizon.days
-        )
+        if spark_build is None:
+            raise ConfigError(
+                "features.engine is spark: run the stage as `refundguard featurize`, or pass "
+                "refundguard.spark_engine.snapshots_on_spark as spark_build"
+            )
+        snaps = spark_build(params, validated_dir, sentiment_file, cutoffs, catalog,
+                            horizon.days)
     else:
         events = prepare_events(
             tables["orders"],
@@ -1659,46 +1675,6 @@ def main(
         out_dir / "manifest.json",
     )
     return snaps
-
-
-def _snapshots_on_spark(
-    params: Params,
-    validated_dir: Path,
-    sentiment_file: Path,
-    cutoffs: Sequence[pd.Timestamp],
-    catalog: Sequence[Feature],
-    horizon_days: int,
-) -> pd.DataFrame:
-    """The same snapshot table, computed per bucket of buyers on Apache Spark."""
-    from pyspark.sql import SparkSession
-
-    from refundguard import spark_engine
-
-    running = SparkSession.getActiveSession()
-    spark = spark_engine.spark_session(
-        params.spark.master, params.spark.partitions, params.spark.conf
-    )
-    try:
-        log.info("features: %d cutoffs on Spark (%s, %d buckets)", len(cutoffs),
-                 params.spark.master, params.spark.partitions)
-        return spark_engine.to_local(
-            spark_engine.featurize_spark(
-                spark,
-                validated_dir,
-                sentiment_file if sentiment_file.exists() else None,
-                cutoffs,
-                catalog,
-                horizon_days=horizon_days,
-                active_days=params.features.active_days,
-                timezone=params.base.timezone,
-                partitions=params.spark.partitions,
-                link_max_accounts=params.features.link_max_accounts,
-            )
-        )
-    finally:
-        # A session the caller already had (a notebook, a test) stays theirs to stop.
-        if running is None:
-            spark.stop()
 
 
 def read_manifest(features_dir: Path = FEATURES_DIR) -> dict[str, object]:

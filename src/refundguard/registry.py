@@ -33,6 +33,18 @@ MODEL_VERSION_TAG = "model_version"
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+|latest))$")
 
 
+# The files of a scorer folder's artifacts/, by role. Defined here, where the registry
+# reads folders, and imported by the scorer, so that neither imports the other both ways.
+ARTIFACTS = {
+    "booster": "model.txt",
+    "calibration": "calibration.json",
+    "policy": "policy.json",
+    "reference": "reference.json",
+    "scorer": "scorer.json",
+    "sentiment": "sentiment",
+}
+
+
 def gate(candidate: float, champion: float | None, min_improvement: float) -> str:
     """Champion or challenger: does the candidate beat the champion on the same test window?
 
@@ -406,8 +418,6 @@ def read_gate(path: Path, name: str) -> dict[str, Any]:
 def _read_folder(folder: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """scorer.json, MLmodel and the tier policy of a scorer folder, without loading the model."""
     import yaml
-
-    from refundguard.scorer import ARTIFACTS
 
     art = folder / "artifacts"
     if not (folder / "MLmodel").is_file() or not (art / ARTIFACTS["scorer"]).is_file():

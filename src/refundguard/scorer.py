@@ -42,6 +42,7 @@ from refundguard.features import (
 )
 from refundguard.io import read_json
 from refundguard.policy import TIERS, PolicyChoice, risk_score
+from refundguard.registry import ARTIFACTS
 
 SCORER_FORMAT = "refundguard-scorer/2"
 OUTPUT_COLUMNS = (
@@ -72,15 +73,6 @@ _RANGE_SLACK = 1e-9
 # Buyer action times: the data's last event is the latest of these.
 EVENT_TIME_COLUMNS = {"orders": "created_at", "refunds": "requested_at", "reviews": "created_at"}
 _TIER_NAMES = np.asarray(TIERS, dtype=object)
-# Artifact names inside the pyfunc model, and the files behind them.
-ARTIFACTS = {
-    "booster": "model.txt",
-    "calibration": "calibration.json",
-    "policy": "policy.json",
-    "reference": "reference.json",
-    "scorer": "scorer.json",
-    "sentiment": "sentiment",
-}
 
 
 def feature_ranges(catalog: Sequence[Feature]) -> dict[str, tuple[float, float]]:

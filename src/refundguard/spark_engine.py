@@ -22,6 +22,7 @@ The ``linked`` features are then joined on; the linked refund rate averages the
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from refundguard import errors
+from refundguard.config import Params
 from refundguard.errors import ConfigError, DataContractError
 from refundguard.features import (
     LINK_KINDS,
@@ -44,6 +46,8 @@ from refundguard.features import (
 )
 from refundguard.paths import PROJECT_ROOT
 from refundguard.timesplit import label_targets
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -1196,3 +1200,53 @@ __all__: list[str] = [
     "write_parquet_spark",
     "write_snapshots",
 ]
+
+
+def snapshots_on_spark(
+    params: Params,
+    validated_dir: Path,
+    sentiment_file: Path,
+    cutoffs: Sequence[pd.Timestamp],
+    catalog: Sequence[Feature],
+    horizon_days: int,
+) -> pd.DataFrame:
+    """The features stage's snapshot table, computed per bucket of buyers on Spark.
+
+    Args:
+        params: The parameters (``spark`` block: the session).
+        validated_dir: The validated tables.
+        sentiment_file: The sentiment stage's scores (may not exist).
+        cutoffs: Snapshot cutoffs.
+        catalog: Features to compute.
+        horizon_days: H.
+
+    Returns:
+        The same table as :func:`refundguard.features.build_snapshots`.
+    """
+    from pyspark.sql import SparkSession
+
+    running = SparkSession.getActiveSession()
+    spark = spark_session(
+        params.spark.master, params.spark.partitions, params.spark.conf
+    )
+    try:
+        log.info("features: %d cutoffs on Spark (%s, %d buckets)", len(cutoffs),
+                 params.spark.master, params.spark.partitions)
+        return to_local(
+            featurize_spark(
+                spark,
+                validated_dir,
+                sentiment_file if sentiment_file.exists() else None,
+                cutoffs,
+                catalog,
+                horizon_days=horizon_days,
+                active_days=params.features.active_days,
+                timezone=params.base.timezone,
+                partitions=params.spark.partitions,
+                link_max_accounts=params.features.link_max_accounts,
+            )
+        )
+    finally:
+        # A session the caller already had (a notebook, a test) stays theirs to stop.
+        if running is None:
+            spark.stop()
