@@ -88,14 +88,14 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from refundguard.config import SimulateParams
-    from refundguard.extortion import (
+    from refundguard.features.extortion import (
         demand_scores,
         detect,
         load_lexicon,
         train_demand_model,
         weak_labels,
     )
-    from refundguard.simulate import simulate_world
+    from refundguard.sim.simulate import simulate_world
 
     lexicon = load_lexicon()
     results: dict[str, Any] = {"threshold": THRESHOLD}

@@ -27,8 +27,8 @@ PREPARE = """
 import sys, time
 from pathlib import Path
 from refundguard.config import SimulateParams
-from refundguard.simulate import simulate_world
-from refundguard.validate import validate_tables, write_result
+from refundguard.sim.simulate import simulate_world
+from refundguard.data.validate import validate_tables, write_result
 n, out = int(sys.argv[1]), Path(sys.argv[2])
 t = time.perf_counter()
 w = simulate_world(SimulateParams(n_buyers=n), seed=42)
@@ -44,7 +44,9 @@ import json, resource, sys, time
 from pathlib import Path
 import pandas as pd
 from refundguard.config import FeaturesParams
-from refundguard.features import build_catalog, compute_features, load_validated, prepare_events
+from refundguard.features.catalog import build_catalog
+from refundguard.features.build import compute_features, load_validated
+from refundguard.features.events import prepare_events
 folder = Path(sys.argv[1])
 t0 = time.perf_counter()
 tables = load_validated(folder)

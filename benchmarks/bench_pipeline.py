@@ -30,7 +30,7 @@ STAGES = ("simulate", "validate", "sentiment", "features", "train", "evaluate", 
 
 RUNNER = """
 import json, resource, sys, time
-from refundguard import simulate, validate, sentiment, features, train, evaluate, export
+from refundguard.stages import simulate, validate, sentiment, features, train, evaluate, export
 stage = {"simulate": simulate, "validate": validate, "sentiment": sentiment,
          "features": features, "train": train, "evaluate": evaluate, "export": export}[sys.argv[1]]
 t = time.perf_counter()

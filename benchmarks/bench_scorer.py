@@ -7,7 +7,7 @@ the spec's calibration and tier rule. Batch throughput on 1,000,000 feature rows
 resampled (seeded) from the test cutoff's real snapshot: ``Scorer.score`` without and
 with reasons, LightGBM's own ``Booster.predict`` on the same matrix as the reference,
 and onnxruntime. Also records how far onnxmltools' float32 LightGBM conversion is from
-LightGBM on the test window (why ``refundguard.onnx_export`` writes float64 trees).
+LightGBM on the test window (why ``refundguard.serving.onnx`` writes float64 trees).
 
     .venv/bin/python benchmarks/bench_scorer.py --project /path/to/project
     .venv/bin/python benchmarks/bench_scorer.py --buyers 20000   # builds a project first
@@ -159,7 +159,7 @@ def onnxmltools_float32_gap(scorer: Any, spec: dict[str, Any], x: np.ndarray) ->
     from onnxmltools.convert import convert_lightgbm
     from onnxmltools.convert.common.data_types import FloatTensorType
 
-    from refundguard.onnx_export import calibrate_from_spec, tiers_from_spec
+    from refundguard.serving.onnx import calibrate_from_spec, tiers_from_spec
 
     model = convert_lightgbm(scorer.booster, zipmap=False,
                              initial_types=[("features", FloatTensorType([None, x.shape[1]]))])
@@ -195,7 +195,9 @@ def run(root: Path, batch_rows: int, calls: int) -> dict[str, Any]:
     import mlflow.pyfunc
     import onnxruntime as ort
 
-    from refundguard.onnx_export import (
+    from refundguard.model.policy import risk_score
+    from refundguard.model.train import split_from_info, split_rows
+    from refundguard.serving.onnx import (
         INPUT_NAME,
         ONNX_FILE,
         OUTPUT_PROBABILITY,
@@ -203,9 +205,7 @@ def run(root: Path, batch_rows: int, calls: int) -> dict[str, Any]:
         read_spec,
         tiers_from_spec,
     )
-    from refundguard.policy import risk_score
-    from refundguard.scorer import Scorer
-    from refundguard.train import split_from_info, split_rows
+    from refundguard.serving.scorer import Scorer
 
     scorer = Scorer.load(root / "models/scorer")
     has_reasons = "reasons" in inspect.signature(Scorer.score).parameters

@@ -85,7 +85,7 @@ def main() -> None:
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
 
-    from refundguard.sentiment import ReviewSentiment
+    from refundguard.features.sentiment import ReviewSentiment
 
     data: dict[str, tuple[list[Any], np.ndarray]] = {}
     for name, file in CORPORA.items():
@@ -248,7 +248,7 @@ def alternatives(
     from sklearn.model_selection import StratifiedKFold
     from sklearn.naive_bayes import MultinomialNB
 
-    from refundguard import sentiment as rs
+    from refundguard.features import sentiment as rs
 
     def batch_of(texts: list[Any]) -> Any:
         return rs._normalise_batch(texts, 500)

@@ -40,7 +40,7 @@ from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 from bench_sentiment import CORPORA, REPO, SEED, default_reviews_dir
-from refundguard.sentiment import ReviewSentiment, normalize_text
+from refundguard.features.sentiment import ReviewSentiment, normalize_text
 
 RESULTS = REPO / "benchmarks" / "results" / "sentiment_neural.json"
 MAX_CHARS = 160

@@ -37,8 +37,8 @@ PREPARE = """
 import sys, time
 from pathlib import Path
 from refundguard.config import SimulateParams
-from refundguard.simulate import simulate_world
-from refundguard.validate import validate_tables, write_result
+from refundguard.sim.simulate import simulate_world
+from refundguard.data.validate import validate_tables, write_result
 n, out = int(sys.argv[1]), Path(sys.argv[2])
 t = time.perf_counter()
 w = simulate_world(SimulateParams(n_buyers=n), seed=42)
@@ -57,9 +57,9 @@ SHARD = """
 import sys, time
 from pathlib import Path
 from refundguard.config import SimulateParams
-from refundguard.io import write_parquet
-from refundguard.simulate import simulate_world
-from refundguard.validate import validate_tables
+from refundguard.data.io import write_parquet
+from refundguard.sim.simulate import simulate_world
+from refundguard.data.validate import validate_tables
 n, out, shard = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 t = time.perf_counter()
 w = simulate_world(SimulateParams(n_buyers=n), seed=42 + shard)
@@ -81,7 +81,9 @@ import json, sys, time
 from pathlib import Path
 import pandas as pd
 from refundguard.config import FeaturesParams
-from refundguard.features import build_catalog, build_snapshots, load_validated, prepare_events
+from refundguard.features.catalog import build_catalog
+from refundguard.features.build import build_snapshots, load_validated
+from refundguard.features.events import prepare_events
 folder, out = Path(sys.argv[1]), Path(sys.argv[2])
 t0 = time.perf_counter()
 tables = load_validated(folder)
@@ -103,9 +105,9 @@ from pathlib import Path
 t0 = time.perf_counter()
 import pandas as pd
 from pyspark.sql import functions as F
-from refundguard import spark_engine as se
+from refundguard.features import spark as se
 from refundguard.config import FeaturesParams
-from refundguard.features import build_catalog
+from refundguard.features.catalog import build_catalog
 folder, out, master, parts = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 conf = json.loads(sys.argv[5])
 spark = se.spark_session(master, parts, conf, work_dir=out.parent / "spark-work")

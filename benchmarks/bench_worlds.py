@@ -46,8 +46,12 @@ import yaml
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from refundguard.config import SimulateParams, load_params
-from refundguard.features import build_catalog, compute_features, load_validated, prepare_events
-from refundguard.simulate import export_as_of, simulate_world, write_world
+from refundguard.features.build import compute_features, load_validated
+from refundguard.features.catalog import build_catalog
+from refundguard.features.events import prepare_events
+from refundguard.sim.simulate import export_as_of, simulate_world, write_world
+from refundguard.sim.worlds import DEFAULT_WORLD
+from refundguard.sim.worlds import WORLDS as SIM_WORLDS
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / ".worlds"
@@ -56,33 +60,9 @@ RESULTS = REPO / "benchmarks" / "results"
 # Each world's export ends at T = start + days; the simulation runs EXTRA days past T so
 # that the world goes on after the export (labels and outcomes T does not know yet).
 EXTRA_DAYS = 90
-WORLDS: dict[str, dict[str, Any]] = {
-    # A platform in its first 14 months: fast labels, good coverage, fast growth.
-    "young": {
-        "seed": 101, "days": 420, "history_before_days": 0, "label_delay_days": [7, 30],
-        "label_coverage": 0.67, "growth_per_year": 1.0, "dormant_share": 0.1,
-    },
-    # A mature marketplace exported mid-life: two years of history before the export.
-    "mature": {
-        "seed": 202, "days": 730, "history_before_days": 730, "label_delay_days": [30, 90],
-        "label_coverage": 0.5, "dormant_share": 0.3, "office_share": 0.05,
-        "close_on_label_share": 0.5, "spring_festival_dip": 0.6, "growth_per_year": 0.0,
-    },
-    # Slow, sparse labels and many sleepers over three years.
-    "slow_labels": {
-        "seed": 303, "days": 1095, "history_before_days": 365,
-        "label_delay_days": [60, 180], "label_coverage": 0.33, "dormant_share": 0.7,
-        "growth_per_year": 0.5, "office_share": 0.1, "close_on_label_share": 1.0,
-        "spring_festival_dip": 0.8,
-    },
-    # An 18-month export of an old platform (three years of history before it).
-    "short_export": {
-        "seed": 404, "days": 540, "history_before_days": 1095, "label_delay_days": [14, 70],
-        "label_coverage": 0.6, "dormant_share": 0.1, "growth_per_year": 0.2,
-        "office_share": 0.02, "close_on_label_share": 0.2, "spring_festival_dip": 0.4,
-        "false_report_rate": 0.04,
-    },
-}
+# The sweep's worlds are the simulator's named worlds (refundguard.sim.worlds), all but
+# the default one.
+WORLDS = {k: dict(v) for k, v in SIM_WORLDS.items() if k != DEFAULT_WORLD}
 # The pipeline settings every world runs with (a user's choices, not the world's).
 PROJECT_PARAMS: dict[str, dict[str, Any]] = {
     "train": {"n_test_cutoffs": 1},
@@ -189,7 +169,7 @@ def scored_buyers(folder: Path, as_of: pd.Timestamp, active_days: int) -> list[s
 
 def plain_baseline(folder: Path, buyers: list[str], as_of: pd.Timestamp) -> np.ndarray:
     """Default LightGBM on the basic features, trained on the project's snapshot rows."""
-    from refundguard.evaluate import PLAIN_FEATURES
+    from refundguard.model.evaluation import PLAIN_FEATURES
 
     params = load_params(folder / "params.yaml")
     snaps = pd.read_parquet(folder / "data" / "features" / "snapshots.parquet")

@@ -12,12 +12,12 @@ __version__ = "0.1.0"
 __all__ = ["Scorer", "__version__"]
 
 if TYPE_CHECKING:
-    from refundguard.scorer import Scorer
+    from refundguard.serving.scorer import Scorer
 
 
 def __getattr__(name: str) -> Any:
     if name == "Scorer":
-        from refundguard.scorer import Scorer
+        from refundguard.serving.scorer import Scorer
 
         return Scorer
     raise AttributeError(f"module 'refundguard' has no attribute {name!r}")

@@ -101,12 +101,18 @@ def simulate(
     days: Annotated[int | None, typer.Option(help="Days simulated (default: params).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: params).")] = None,
     file_format: Annotated[str | None, typer.Option("--format", help="parquet or csv.")] = None,
+    world: Annotated[
+        str,
+        typer.Option(help="A named world: default, young, mature, slow_labels, short_export."),
+    ] = "default",
     params: ParamsOpt = paths.PARAMS_FILE,
 ) -> None:
     """Generate a simulated marketplace in the data contract."""
-    from refundguard import simulate as stage
+    from refundguard.stages import simulate as stage
 
-    stage.main(params, out, n_buyers=buyers, days=days, seed=seed, file_format=file_format)
+    stage.main(
+        params, out, n_buyers=buyers, days=days, seed=seed, file_format=file_format, world=world
+    )
 
 
 @app.command()
@@ -123,7 +129,7 @@ def validate(
     params: ParamsOpt = paths.PARAMS_FILE,
 ) -> None:
     """Check input tables against the contract; quarantine bad rows with reasons."""
-    from refundguard import validate as stage
+    from refundguard.stages import validate as stage
 
     result = stage.main(params, out, input_dir=data, encoding=encoding)
     for name, r in result.report.items():
@@ -143,7 +149,7 @@ def validate(
 @friendly
 def sentiment(params: ParamsOpt = paths.PARAMS_FILE) -> None:
     """Train the review sentiment model on star ratings and score every review."""
-    from refundguard import sentiment as stage
+    from refundguard.stages import sentiment as stage
 
     stage.main(params)
 
@@ -152,13 +158,13 @@ def sentiment(params: ParamsOpt = paths.PARAMS_FILE) -> None:
 @friendly
 def featurize(params: ParamsOpt = paths.PARAMS_FILE) -> None:
     """Build point-in-time features and targets for every cutoff."""
-    from refundguard import features as stage
     from refundguard.config import load_params
+    from refundguard.stages import features as stage
 
     spark_build: stage.SparkBuild | None = None
     if load_params(params).features.engine == "spark":
         # Only then: importing the engine pulls in pyspark.
-        from refundguard.spark_engine import snapshots_on_spark
+        from refundguard.features.spark import snapshots_on_spark
 
         spark_build = snapshots_on_spark
     snaps = stage.main(params, spark_build=spark_build)
@@ -172,7 +178,7 @@ def featurize(params: ParamsOpt = paths.PARAMS_FILE) -> None:
 @friendly
 def consistency(params: ParamsOpt = paths.PARAMS_FILE) -> None:
     """Check that each feature means the same at the training and the latest cutoffs."""
-    from refundguard import consistency as stage
+    from refundguard.stages import consistency as stage
 
     report = stage.main(params)
     typer.echo(
@@ -185,7 +191,7 @@ def consistency(params: ParamsOpt = paths.PARAMS_FILE) -> None:
 @friendly
 def train(params: ParamsOpt = paths.PARAMS_FILE) -> None:
     """Train LightGBM on the time split and log the run to MLflow."""
-    from refundguard import train as stage
+    from refundguard.stages import train as stage
 
     model = stage.main(params)
     typer.echo(
@@ -198,8 +204,8 @@ def train(params: ParamsOpt = paths.PARAMS_FILE) -> None:
 @friendly
 def evaluate(params: ParamsOpt = paths.PARAMS_FILE) -> None:
     """Measure the held-out model, the plain LightGBM and the rule on the test window."""
-    from refundguard import evaluate as stage
-    from refundguard.report import plain_verdict
+    from refundguard.reporting.html import plain_verdict
+    from refundguard.stages import evaluate as stage
 
     m = stage.main(params)
     for who in ("model", "plain", "baseline"):
@@ -216,7 +222,7 @@ def evaluate(params: ParamsOpt = paths.PARAMS_FILE) -> None:
 @friendly
 def export(params: ParamsOpt = paths.PARAMS_FILE) -> None:
     """Export the scorer as an MLflow pyfunc model folder."""
-    from refundguard import export as stage
+    from refundguard.stages import export as stage
 
     typer.echo(f"scorer: {stage.main(params)}")
 
@@ -224,7 +230,7 @@ def export(params: ParamsOpt = paths.PARAMS_FILE) -> None:
 def _read_buyer_list(path: Path) -> list[str]:
     import pandas as pd
 
-    from refundguard.io import read_raw_table
+    from refundguard.data.io import read_raw_table
 
     frame = read_raw_table(path)
     if "buyer_id" in frame.columns:
@@ -337,15 +343,15 @@ def score(
     Buyer ids found in no table are reported on stderr and flagged known_buyer=false.
     """
     from refundguard.config import Params, load_params
-    from refundguard.io import write_csv, write_table
-    from refundguard.scorer import Scorer, check_as_of, last_event_time, unknown_buyers
-    from refundguard.validate import validate_folder
+    from refundguard.data.io import write_csv, write_table
+    from refundguard.data.validate import validate_folder
+    from refundguard.serving.scorer import Scorer, check_as_of, last_event_time, unknown_buyers
 
     cfg = load_params(params) if params.is_file() else Params()
     if out.suffix not in (".csv", ".parquet"):
         raise InputError(f"--out must end in .csv or .parquet, got {out.name!r}")
     if features is not None:
-        from refundguard.batch import log_progress, score_file
+        from refundguard.serving.batch import log_progress, score_file
 
         if as_of or data is not None or buyers is not None:
             raise InputError("--features takes no --data, --buyers or --as-of")
@@ -407,8 +413,8 @@ def model_info(
     """Show a scorer's version, training data hash, commit, params, metrics and catalog."""
     import json
 
-    from refundguard.registry import info_text
-    from refundguard.registry import model_info as describe
+    from refundguard.serving.registry import info_text
+    from refundguard.serving.registry import model_info as describe
 
     info = describe(model)
     typer.echo(json.dumps(info, indent=2, ensure_ascii=False) if as_json else info_text(info))

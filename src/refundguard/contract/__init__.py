@@ -1,0 +1,1 @@
+"""The data contract: the input tables' schemas and the vocabulary every layer shares."""

@@ -1,0 +1,1 @@
+"""Column and value mappings shipped with refundguard (YAML; see refundguard.data.mapping)."""

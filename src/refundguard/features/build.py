@@ -1,0 +1,131 @@
+"""Building the snapshot table: every buyer's features and targets at every cutoff."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from refundguard.config import Params
+from refundguard.data.frames import isin
+from refundguard.data.io import read_json
+from refundguard.errors import DataContractError
+from refundguard.features.catalog import Feature
+from refundguard.features.events import EventTables, snapshot
+from refundguard.features.timesplit import label_targets
+from refundguard.paths import FEATURES_DIR
+
+# (params, validated folder, sentiment file, cutoffs, catalog, H) -> the snapshot table.
+SparkBuild = Callable[
+    [Params, Path, Path, Sequence[pd.Timestamp], Sequence["Feature"], int], pd.DataFrame
+]
+
+
+def compute_features(
+    events: EventTables,
+    cutoff: pd.Timestamp,
+    catalog: Sequence[Feature],
+    buyer_ids: Sequence[str] | None = None,
+    active_days: int | None = None,
+) -> pd.DataFrame:
+    """Features of buyers at one cutoff.
+
+    Args:
+        events: Joined event tables.
+        cutoff: The cutoff T.
+        catalog: Features to compute.
+        buyer_ids: Buyers to return (any order); None for all known buyers.
+        active_days: With ``buyer_ids`` None, keep only buyers who ordered in
+            [T - active_days, T).
+
+    Returns:
+        One row per buyer: buyer_id, cutoff, then one column per catalog feature.
+    """
+    snap = snapshot(events, cutoff)
+    if buyer_ids is None:
+        codes = np.arange(snap.n_buyers)
+        if active_days is not None:
+            recent = snap.count("orders", snap.since("orders", active_days)) > 0
+            codes = codes[recent]
+    else:
+        codes = events.buyer_ids.get_indexer(np.asarray([str(b) for b in buyer_ids], dtype=object))
+        if (codes < 0).any():
+            raise DataContractError("compute_features: buyer ids missing from the event tables")
+    columns: dict[str, np.ndarray] = {
+        "buyer_id": events.buyer_ids.to_numpy()[codes],
+    }
+    for f in catalog:
+        columns[f.name] = np.asarray(f.compute(snap), dtype="float64")[codes]
+    out = pd.DataFrame(columns)
+    out.insert(1, "cutoff", snap.cutoff)
+    out["buyer_id"] = out["buyer_id"].astype("str")
+    return out
+
+
+def build_snapshots(
+    events: EventTables,
+    labels: pd.DataFrame,
+    cutoffs: Sequence[pd.Timestamp],
+    catalog: Sequence[Feature],
+    *,
+    horizon_days: int,
+    active_days: int,
+    progress: Callable[[int, int, pd.Timestamp], None] | None = None,
+) -> pd.DataFrame:
+    """Training rows: features and target for every active buyer at every cutoff.
+
+    Args:
+        events: Joined event tables.
+        labels: Validated labels (buyer_id, label, labeled_at).
+        cutoffs: Snapshot cutoffs.
+        catalog: Features to compute.
+        horizon_days: The target is "labeled abuser within this many days after T".
+        active_days: Only buyers who ordered in this many days before T get a row.
+        progress: Called after each cutoff with (done, total, cutoff).
+
+    Returns:
+        Rows sorted by cutoff then buyer_id, with columns buyer_id, cutoff, the features,
+        and ``target`` (0/1). Buyers already labeled abusers before T have no row at T.
+    """
+    parts = []
+    for done, cutoff in enumerate(cutoffs, start=1):
+        feats = compute_features(events, cutoff, catalog, active_days=active_days)
+        targets = label_targets(labels, cutoff, horizon_days)
+        feats = feats[~isin(feats["buyer_id"], targets.known_abusers)]
+        feats["target"] = isin(feats["buyer_id"], targets.positives).astype("int8")
+        parts.append(feats)
+        if progress is not None:
+            progress(done, len(cutoffs), cutoff)
+    if not parts:
+        raise DataContractError("no cutoffs: the data span is too short for the horizon")
+    return pd.concat(parts, ignore_index=True).sort_values(
+        ["cutoff", "buyer_id"], kind="stable", ignore_index=True
+    )
+
+
+def load_validated(folder: Path) -> dict[str, pd.DataFrame]:
+    """Read the validate stage's tables.
+
+    Args:
+        folder: The validated folder.
+
+    Returns:
+        Tables by name.
+    """
+    names = ("orders", "refunds", "reviews", "labels", "buyers")
+    return {n: pd.read_parquet(folder / f"{n}.parquet") for n in names}
+
+
+def read_manifest(features_dir: Path = FEATURES_DIR) -> dict[str, object]:
+    """The features stage's manifest (catalog version, feature names, cutoffs).
+
+    Args:
+        features_dir: The features folder.
+
+    Returns:
+        The manifest.
+    """
+    manifest: dict[str, object] = read_json(features_dir / "manifest.json")
+    return manifest

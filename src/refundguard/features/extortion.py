@@ -1,0 +1,870 @@
+"""Extortion language in reviews: a pattern lexicon read as data, and a learned demand model.
+
+Two independent kinds of evidence that a review demands something under a threat:
+
+* :func:`detect` looks for structure, not keywords. Each review is normalised (as the
+  sentiment model sees it: simplified script, half-width, lower case), cut into sentences
+  and clauses, and every clause is matched against the lexicon's patterns by kind
+  (demand, request, rating_for_money, escalation, more_reviews, bad_review, settlement,
+  condition).
+  Clauses that report the past or someone else's words ("上次投诉12315也没用", "商家说
+  好评返现") count for nothing. A review is *conditional* when a demand (or an offer to
+  change a rating for money) is tied by a condition marker to a threat within one
+  sentence or two neighbouring ones, in either order: "不赔钱就投诉12315", "投诉12315,
+  除非你退一半". Honest angry reviews mention 差评, 投诉 or 12315 alone; they score low.
+
+* :class:`DemandModel` is learned from the platform's own tables, without abuse labels: a
+  1-2 star review whose order or buyer asked for compensation, a refund without return, or
+  part of the price within a few days of it is "demand-like", every other 1-2 star review
+  "complaint-like" (:func:`weak_labels`). The model is the hashed character n-gram
+  classifier of :mod:`refundguard.sentiment`, trained point in time
+  (:func:`train_demand_model`) and saved without pickle.
+
+The lexicon ships as ``refundguard/features/lexicons/extortion.yaml``; :func:`load_lexicon` merges a
+user's file of the same shape over it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from refundguard.contract.tables import REFUND_TYPES, SYSTEM_REVIEW_TEXTS
+from refundguard.errors import ConfigError, ModelError
+from refundguard.features.sentiment import ReviewSentiment, normalize_text
+
+__all__ = [
+    "DEMAND_LIKE",
+    "FLAG_THRESHOLD",
+    "KINDS",
+    "LEXICON_VERSION",
+    "DemandModel",
+    "DemandParams",
+    "Lexicon",
+    "demand_scores",
+    "detect",
+    "load_lexicon",
+    "score_reviews",
+    "train_demand_model",
+    "weak_labels",
+]
+
+
+LEXICON_VERSION = 1
+
+
+KINDS = (
+    "demand",
+    "request",
+    "rating_for_money",
+    "escalation",
+    "more_reviews",
+    "bad_review",
+    "settlement",
+    "condition",
+    "reported",
+)
+
+
+SHIPPED_LEXICON = "features/lexicons/extortion.yaml"
+
+
+# Evidence strength per structure (the detector's score). A demand tied to a threat by a
+# condition is extortion in so many words; a rating offered for money is a purchase of a
+# review. Coordinated extra reviews are abuse on their own, unlike a complaint to a
+# regulator, which is every buyer's right: so more_reviews alone passes 0.5, escalation
+# alone does not. An ordinary refund held hostage to a threat is weaker than a demand for
+# money beyond the price: with reviews as the leverage it still passes 0.5; with a
+# regulator or the platform as the leverage ("再不退款我就去12315") it is an honest
+# buyer's last resort as often as not, and stays below.
+SCORE_CONDITIONAL = 1.0
+
+
+SCORE_RATING_FOR_MONEY = 0.9
+
+
+SCORE_DEMAND_AND_THREAT = 0.8
+
+
+SCORE_SETTLEMENT = 0.7
+
+
+SCORE_CONDITIONAL_REQUEST = 0.6
+
+
+SCORE_CONDITIONAL_REQUEST_ESCALATION = 0.45
+
+
+SCORE_MORE_REVIEWS = 0.5
+
+
+SCORE_DEMAND = 0.4
+
+
+SCORE_ESCALATION = 0.3
+
+
+# A review scoring at least this much is read as a demand (the benchmark's threshold).
+FLAG_THRESHOLD = 0.5
+
+
+DEMAND_LIKE = "demand_like"
+
+
+# Longest normalised review the detector reads (longer ones are cut), which bounds the work
+# on very long reviews; real reviews rarely reach it.
+_MAX_CHARS = 2000
+
+
+# Sentence ends and clause breaks of normalised text (full-width marks are half-width by
+# then, except the ideographic full stop and the enumeration comma).
+_SENTENCE_SPLIT = r"[。!?;\n]+|\.(?:\s+|$)|…+|\.{3,}"
+
+
+_CLAUSE_SPLIT = r"[,、:~]+|\s-\s|\s+(?:but|and then|so)\s+"
+
+
+# Python's re is used for what RE2 (Arrow) cannot run and for the matched spans; ASCII
+# classes (\d, \w, \b) make it read a pattern as RE2 does.
+_FLAGS = re.IGNORECASE | re.ASCII
+
+
+_MODEL_DIR_FILE = "demand.json"
+
+
+_FORMAT_ID = "refundguard.extortion.demand-model"
+
+
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Extortion patterns by kind, ready to match normalised review text.
+
+    Attributes:
+        version: Format version of the files it was read from.
+        patterns: The patterns of each kind in :data:`KINDS` (simplified script).
+        sources: The files merged, shipped file first.
+    """
+
+    version: int
+    patterns: Mapping[str, tuple[str, ...]]
+    sources: tuple[str, ...] = ()
+    _compiled: dict[str, re.Pattern[str]] = field(
+        default_factory=dict, repr=False, compare=False, hash=False
+    )
+
+    def combined(self, kind: str) -> str:
+        """One regular expression matching any pattern of ``kind`` ("" if it has none)."""
+        return "|".join(f"(?:{p})" for p in self.patterns.get(kind, ()))
+
+    def compiled(self, kind: str) -> re.Pattern[str]:
+        """The compiled :meth:`combined` pattern of ``kind`` (case-insensitive)."""
+        if kind not in self._compiled:
+            self._compiled[kind] = re.compile(self.combined(kind) or r"(?!x)x", _FLAGS)
+        return self._compiled[kind]
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> Any:
+    """OpenCC's traditional-to-simplified converter, built once."""
+    import opencc
+
+    # Releases differ on whether the config is named with or without ".json".
+    try:
+        return opencc.OpenCC("t2s")
+    except Exception:  # the binding raises bare RuntimeErrors
+        return opencc.OpenCC("t2s.json")
+
+
+def _to_simplified(pattern: str) -> str:
+    """NFKC and simplified-script form of a pattern, as review texts are normalised.
+
+    Not lower-cased, unlike texts: lower case would turn the escape for "not a digit"
+    into the one for "a digit". Patterns are matched case-insensitively instead.
+    """
+    return str(_t2s().convert(unicodedata.normalize("NFKC", pattern)))
+
+
+def _read_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: an extortion lexicon must be a YAML mapping")
+    if raw.get("version") != LEXICON_VERSION:
+        raise ConfigError(
+            f"{source}: extortion lexicon version {raw.get('version')!r} is not supported "
+            f"(this refundguard reads version {LEXICON_VERSION})"
+        )
+    unknown = set(raw) - {"version", "kinds", "remove"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys {sorted(unknown)}; expected kinds, remove")
+    return raw
+
+
+def _kind_lists(raw: dict[str, Any], key: str, source: str) -> dict[str, list[str]]:
+    block = raw.get(key) or {}
+    if not isinstance(block, dict):
+        raise ConfigError(f"{source}: '{key}' must map kinds to lists of patterns")
+    out: dict[str, list[str]] = {}
+    for kind, items in block.items():
+        if kind not in KINDS:
+            raise ConfigError(f"{source}: unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
+        if not isinstance(items, list) or not all(isinstance(p, str) and p for p in items):
+            raise ConfigError(f"{source}: {key}.{kind} must be a list of non-empty strings")
+        converted = []
+        for p in items:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ConfigError(f"{source}: {key}.{kind}: bad pattern {p!r}: {exc}") from exc
+            converted.append(_to_simplified(p))
+        out[kind] = converted
+    return out
+
+
+def load_lexicon(extra: Path | None = None) -> Lexicon:
+    """The shipped extortion lexicon, with a user's lexicon merged over it.
+
+    The user's file has the shipped file's shape (``version: 1``, ``kinds: {kind: [...]}``)
+    and may add ``remove: {kind: [...]}``: its patterns are added to the shipped ones of
+    the same kind, and patterns listed under ``remove`` are dropped. Patterns written in
+    traditional script are converted to simplified, so they match both scripts.
+
+    Args:
+        extra: The user's lexicon file, or None for the shipped lexicon alone.
+
+    Returns:
+        The merged lexicon.
+
+    Raises:
+        ConfigError: If the user's file is missing, not YAML, of another version, names an
+            unknown kind, or holds a pattern that is not a valid regular expression.
+    """
+    shipped_text = resources.files("refundguard").joinpath(SHIPPED_LEXICON).read_text("utf-8")
+    shipped = _read_yaml(shipped_text, SHIPPED_LEXICON)
+    merged = {k: list(v) for k, v in _kind_lists(shipped, "kinds", SHIPPED_LEXICON).items()}
+    sources = [SHIPPED_LEXICON]
+    if extra is not None:
+        path = Path(extra)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"extortion lexicon {path}: cannot read: {exc}") from exc
+        user = _read_yaml(text, str(path))
+        for kind, items in _kind_lists(user, "kinds", str(path)).items():
+            merged.setdefault(kind, [])
+            merged[kind].extend(p for p in items if p not in merged[kind])
+        for kind, items in _kind_lists(user, "remove", str(path)).items():
+            merged[kind] = [p for p in merged.get(kind, []) if p not in set(items)]
+        sources.append(str(path))
+    patterns = {kind: tuple(merged.get(kind, ())) for kind in KINDS}
+    return Lexicon(version=LEXICON_VERSION, patterns=patterns, sources=tuple(sources))
+
+
+_FLAG_COLUMNS = (
+    "demand",
+    "request",
+    "rating_for_money",
+    "escalation",
+    "more_reviews",
+    "bad_review",
+    "settlement",
+    "conditional",
+)
+
+
+# Kinds that can make a review score above 0; the rest only qualify them.
+_EVIDENCE_KINDS = ("demand", "request", "rating_for_money", "escalation", "more_reviews")
+
+
+def _contains(texts: pd.Series, pattern: str) -> npt.NDArray[np.bool_]:
+    """Whether each text matches ``pattern`` (case-insensitive).
+
+    Runs on Arrow's RE2 engine, which scans all texts in C++ without back-tracking; a
+    pattern RE2 cannot run (look-arounds, back-references) falls back to Python's ``re``.
+    """
+    if not pattern:
+        return np.zeros(len(texts), dtype=bool)
+    values = pa.array(texts.array, from_pandas=True)  # zero-copy for Arrow-backed strings
+    try:
+        found = pc.match_substring_regex(values, pattern, ignore_case=True)
+        return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        compiled = re.compile(pattern, _FLAGS)
+        return np.fromiter(
+            (bool(compiled.search(t)) for t in texts.to_numpy(dtype=object)),
+            dtype=bool,
+            count=len(texts),
+        )
+
+
+def _empty_result(n: int) -> pd.DataFrame:
+    out = pd.DataFrame({c: np.zeros(n, dtype=bool) for c in _FLAG_COLUMNS})
+    out["score"] = np.zeros(n, dtype=np.float64)
+    out["phrase"] = pd.Series([""] * n, dtype="str")
+    return out
+
+
+def _any_by(group: npt.NDArray[np.intp], flags: npt.NDArray[np.bool_], n: int) -> npt.NDArray:
+    """Per group, whether any row's flag is set."""
+    return np.bincount(group, weights=flags.astype(np.float64), minlength=n) > 0
+
+
+def detect(texts: Sequence[object], lexicon: Lexicon) -> pd.DataFrame:
+    """Extortion structure in each review.
+
+    A review's sentences are cut into clauses at commas; each clause is matched against
+    every kind of the lexicon, and a clause matching ``reported`` counts for nothing.
+    Kinds are then pooled per sentence, and a window is a sentence together with the next
+    one. ``rating_for_money`` needs an offer to change a rating and a demand (or request)
+    in one window; ``conditional`` needs a demand or such an offer, a condition marker
+    and a threat (escalation, more reviews, or a bad review) in one window.
+
+    Scores, the highest applying: conditional 1.0; rating for money 0.9; a demand and an
+    escalation or more-reviews threat in one window without a condition 0.8; a demand
+    offered as the price of dropping the matter ("给我200就算了", ``settlement`` in one
+    window) 0.7; an ordinary refund or resend tied by a condition to a bad review 0.6;
+    threats of more reviews 0.5; an ordinary refund tied by a condition to an escalation
+    0.45; a demand alone 0.4; an escalation threat alone 0.3; anything else 0.
+
+    Args:
+        texts: Review texts; missing values count as empty reviews.
+        lexicon: Patterns, from :func:`load_lexicon`.
+
+    Returns:
+        One row per review, in order (RangeIndex): booleans ``demand``, ``request``,
+        ``rating_for_money``, ``escalation``, ``more_reviews``, ``bad_review``,
+        ``settlement``, ``conditional`` (a demand, an offer or a plain request tied to a
+        threat by a condition, whatever its score); ``score`` in [0, 1]; ``phrase``, the
+        matched spans of normalised text joined by " | " ("" when the score is 0).
+    """
+    norm = normalize_text(texts, max_chars=_MAX_CHARS)
+    n = len(norm)
+    out = _empty_result(n)
+    if n == 0:
+        return out
+    docs = pd.Series(norm, dtype="str")
+    # Most reviews hold no evidence at all; only those that do are cut into clauses. One
+    # pass per kind: RE2 runs each kind's automaton fast, but all kinds in one pattern
+    # outgrow its DFA cache and it falls back to a slower engine.
+    any_evidence = np.zeros(n, dtype=bool)
+    for kind in _EVIDENCE_KINDS:
+        any_evidence |= _contains(docs, lexicon.combined(kind))
+    hit = np.flatnonzero(any_evidence)
+    if hit.size == 0:
+        return out
+
+    sentences = docs.iloc[hit].str.split(_SENTENCE_SPLIT, regex=True).explode()
+    sent_doc = sentences.index.to_numpy(dtype=np.intp)  # position in `docs`
+    sentences = pd.Series(sentences.to_numpy(dtype=object), dtype="str").fillna("")
+    clauses = sentences.str.split(_CLAUSE_SPLIT, regex=True).explode()
+    clause_sent = clauses.index.to_numpy(dtype=np.intp)
+    clauses = pd.Series(clauses.to_numpy(dtype=object), dtype="str").fillna("")
+    n_sent = len(sentences)
+
+    own = ~_contains(clauses, lexicon.combined("reported"))
+    clause_flags: dict[str, npt.NDArray[np.bool_]] = {}
+    s: dict[str, npt.NDArray[np.bool_]] = {}
+    for kind in (k for k in KINDS if k != "reported"):
+        flags = _contains(clauses, lexicon.combined(kind)) & own
+        clause_flags[kind] = flags
+        s[kind] = _any_by(clause_sent, flags, n_sent)
+
+    # A window is a sentence and the next one of the same review.
+    same_doc_next = np.zeros(n_sent, dtype=bool)
+    same_doc_next[:-1] = sent_doc[1:] == sent_doc[:-1]
+    w: dict[str, npt.NDArray[np.bool_]] = {}
+    for kind, flags in s.items():
+        nxt = np.zeros(n_sent, dtype=bool)
+        nxt[:-1] = flags[1:]
+        w[kind] = flags | (nxt & same_doc_next)
+    threat = w["escalation"] | w["more_reviews"] | w["bad_review"]
+    rating_win = w["rating_for_money"] & (w["demand"] | w["request"])
+    cond_strong = w["condition"] & threat & (w["demand"] | rating_win)
+    cond_request = w["condition"] & (w["more_reviews"] | w["bad_review"]) & w["request"]
+    cond_request_escalation = w["condition"] & w["escalation"] & w["request"]
+    settle_win = w["settlement"] & w["demand"]
+    # Within one window too: a long honest review may ask for compensation in one place
+    # and mention a lawyer in another.
+    threat_win = w["demand"] & (w["escalation"] | w["more_reviews"])
+
+    n_hit = hit.size
+    local = np.searchsorted(hit, sent_doc)  # review position within `hit`
+
+    def per_doc(flags: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        return _any_by(local, flags, n_hit)
+
+    demand = per_doc(s["demand"])
+    escalation = per_doc(s["escalation"])
+    more = per_doc(s["more_reviews"])
+    rating = per_doc(rating_win)
+    strong = per_doc(cond_strong)
+    weak = per_doc(cond_request)
+    weakest = per_doc(cond_request_escalation)
+    settle = per_doc(settle_win)
+    score = np.select(
+        [strong, rating, per_doc(threat_win), settle, weak, more, weakest, demand, escalation],
+        [
+            SCORE_CONDITIONAL,
+            SCORE_RATING_FOR_MONEY,
+            SCORE_DEMAND_AND_THREAT,
+            SCORE_SETTLEMENT,
+            SCORE_CONDITIONAL_REQUEST,
+            SCORE_MORE_REVIEWS,
+            SCORE_CONDITIONAL_REQUEST_ESCALATION,
+            SCORE_DEMAND,
+            SCORE_ESCALATION,
+        ],
+        default=0.0,
+    )
+    out.loc[hit, "demand"] = demand
+    out.loc[hit, "request"] = per_doc(s["request"])
+    out.loc[hit, "rating_for_money"] = rating
+    out.loc[hit, "escalation"] = escalation
+    out.loc[hit, "more_reviews"] = more
+    out.loc[hit, "bad_review"] = per_doc(s["bad_review"])
+    out.loc[hit, "settlement"] = settle
+    out.loc[hit, "conditional"] = strong | weak | weakest
+    out.loc[hit, "score"] = score
+    out.loc[hit, "phrase"] = _phrases(clauses, clause_flags, local[clause_sent], score, lexicon)
+    return out
+
+
+def _phrases(
+    clauses: pd.Series,
+    clause_flags: dict[str, npt.NDArray[np.bool_]],
+    clause_doc: npt.NDArray[np.intp],
+    score: npt.NDArray[np.float64],
+    lexicon: Lexicon,
+) -> list[str]:
+    """The matched spans of each scored review, in reading order, joined by " | "."""
+    spans: list[list[str]] = [[] for _ in range(score.size)]
+    any_flag = np.zeros(len(clauses), dtype=bool)
+    for flags in clause_flags.values():
+        any_flag |= flags
+    rows = np.flatnonzero(any_flag & (score[clause_doc] > 0))
+    texts = clauses.to_numpy(dtype=object)
+    for row in rows.tolist():
+        found: list[tuple[int, str]] = []
+        for kind, flags in clause_flags.items():
+            if flags[row]:
+                found.extend(
+                    (m.start(), m.group(0)) for m in lexicon.compiled(kind).finditer(texts[row])
+                )
+        doc_spans = spans[clause_doc[row]]
+        for _, span in sorted(found):
+            if span.strip() and span not in doc_spans:
+                doc_spans.append(span)
+    return [" | ".join(x) for x in spans]
+
+
+@dataclass(frozen=True)
+class DemandParams:
+    """Settings of the weakly supervised demand model.
+
+    Attributes:
+        window_days: A request counts for a review posted at most this many days before
+            or after it.
+        max_rating: Reviews with at most this many stars are the training population.
+        demand_types: Request types that count as a demand (besides partial refunds).
+        by_buyer: Whether a request on another order of the same buyer counts, not only
+            one on the reviewed order.
+        min_per_class: Fewest reviews of each class needed to train; below it the model
+            is untrained and scores NaN.
+        ngram_min: Shortest character n-gram.
+        ngram_max: Longest character n-gram.
+        hash_bits: The model has ``2**hash_bits`` buckets.
+        C: Inverse L2 regularisation strength.
+        max_chars: Reviews are cut to this many characters.
+    """
+
+    window_days: float = 7.0
+    max_rating: int = 2
+    demand_types: tuple[str, ...] = ("compensation", "refund_only")
+    by_buyer: bool = True
+    min_per_class: int = 20
+    ngram_min: int = 1
+    ngram_max: int = 3
+    hash_bits: int = 18
+    C: float = 1.0
+    max_chars: int = 300
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.window_days >= 0:
+            problems.append(f"window_days must be at least 0, got {self.window_days}")
+        if not 1 <= self.max_rating <= 5:
+            problems.append(f"max_rating must be 1 to 5, got {self.max_rating}")
+        unknown = set(self.demand_types) - set(REFUND_TYPES)
+        if unknown:
+            problems.append(f"demand_types {sorted(unknown)} are not refund types {REFUND_TYPES}")
+        if self.min_per_class < 1:
+            problems.append(f"min_per_class must be at least 1, got {self.min_per_class}")
+        if problems:
+            raise ConfigError("demand model settings: " + "; ".join(problems))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> DemandParams:
+        """Parameters from a plain mapping (params.yaml block); missing keys keep defaults.
+
+        Raises:
+            ConfigError: On an unknown key or an unusable value.
+        """
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown demand model settings: {sorted(unknown)}")
+        if "demand_types" in values:
+            values["demand_types"] = tuple(values["demand_types"])
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a value of the wrong type, compared or iterated
+            raise ConfigError(f"demand model settings: {exc}") from exc
+
+
+def _utc(values: pd.Series) -> npt.NDArray[np.datetime64]:
+    """Times as naive UTC datetime64[ns]; naive input is taken to be UTC."""
+    t = pd.to_datetime(values, utc=True)
+    return t.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+def _cutoff(cutoff: object) -> np.datetime64:
+    t = pd.Timestamp(cutoff)
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return np.datetime64(t.to_datetime64(), "ns")
+
+
+def weak_labels(
+    reviews: pd.DataFrame,
+    refunds: pd.DataFrame,
+    orders: pd.DataFrame,
+    cutoff: object,
+    params: DemandParams | None = None,
+) -> pd.DataFrame:
+    """Demand-like and complaint-like low-star reviews, as known at ``cutoff``.
+
+    A review is in the population when it was posted before ``cutoff``, has at most
+    ``max_rating`` stars and a text of its own. It is demand-like when a request made
+    before ``cutoff``, within ``window_days`` of the review, on the same order (or, with
+    ``by_buyer``, by the same buyer) is of a type in ``demand_types`` or asks for less than
+    the order's amount (part of the price). Requests made after the cutoff never label.
+
+    Args:
+        reviews: Validated reviews (review_id, order_id, created_at, rating, text).
+        refunds: Validated requests (order_id, requested_at, amount, type).
+        orders: Validated orders (order_id, buyer_id, amount).
+        cutoff: The point in time (a timestamp; naive means UTC).
+        params: Settings; None for the defaults.
+
+    Returns:
+        review_id, buyer_id (missing for an unknown order), text and ``demand_like``
+        (bool), one row per review of the population, in the reviews' order.
+    """
+    p = params or DemandParams()
+    t_cut = _cutoff(cutoff)
+    text = reviews["text"].astype("str").str.strip()
+    rating = pd.to_numeric(reviews["rating"], errors="coerce").to_numpy(dtype="float64")
+    posted = _utc(reviews["created_at"])
+    keep = (
+        (posted < t_cut)
+        & (rating <= p.max_rating)
+        & text.notna().to_numpy(bool)
+        & (text != "").to_numpy(bool)
+        & ~text.isin(list(SYSTEM_REVIEW_TEXTS)).to_numpy(bool)
+    )
+    pop = pd.DataFrame(
+        {
+            "review_id": reviews["review_id"].to_numpy(dtype=object)[keep],
+            "order_id": reviews["order_id"].to_numpy(dtype=object)[keep],
+            "posted": posted[keep],
+            "text": text.to_numpy(dtype=object)[keep],
+        }
+    )
+    order_info = pd.DataFrame(
+        {
+            "order_id": orders["order_id"].to_numpy(dtype=object),
+            "buyer_id": orders["buyer_id"].to_numpy(dtype=object),
+            "order_amount": pd.to_numeric(orders["amount"], errors="coerce").to_numpy(float),
+        }
+    )
+    req = pd.DataFrame(
+        {
+            "order_id": refunds["order_id"].to_numpy(dtype=object),
+            "requested": _utc(refunds["requested_at"]),
+            "amount": pd.to_numeric(refunds["amount"], errors="coerce").to_numpy(float),
+            "type": refunds["type"].astype("str").to_numpy(dtype=object),
+        }
+    ).merge(order_info, on="order_id", how="left")
+    partial = req["amount"].to_numpy(float) < req["order_amount"].to_numpy(float)
+    demanding = req["type"].isin(list(p.demand_types)).to_numpy(bool) | partial
+    req = req[demanding & (req["requested"].to_numpy() < t_cut)]
+
+    pop = pop.merge(order_info[["order_id", "buyer_id"]], on="order_id", how="left")
+    key = "buyer_id" if p.by_buyer else "order_id"
+    # pandas joins missing keys to each other; a request of an unknown order links nothing.
+    req = req[req[key].notna()]
+    pairs = pop[["review_id", key, "posted"]].merge(req[[key, "requested"]], on=key)
+    window = np.timedelta64(int(p.window_days * 86400), "s")
+    gap = pairs["requested"].to_numpy() - pairs["posted"].to_numpy()
+    near = pairs["review_id"][np.abs(gap) <= window]
+    return pd.DataFrame(
+        {
+            "review_id": pd.Series(pop["review_id"].to_numpy(dtype=object), dtype="str"),
+            "buyer_id": pd.Series(pop["buyer_id"].to_numpy(dtype=object), dtype="str"),
+            "text": pd.Series(pop["text"].to_numpy(dtype=object), dtype="str"),
+            DEMAND_LIKE: pop["review_id"].isin(set(near.tolist())).to_numpy(dtype=bool),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class DemandModel:
+    """Probability that a review reads like a demand, learned from the platform's requests.
+
+    Attributes:
+        cutoff: The point in time its training data was cut at (ISO 8601, UTC).
+        params: Its settings.
+        n_demand_like: Demand-like training reviews.
+        n_complaint_like: Complaint-like training reviews.
+        classifier: The fitted n-gram classifier; None when there were too few reviews of
+            a class to train one.
+    """
+
+    cutoff: str
+    params: DemandParams
+    n_demand_like: int
+    n_complaint_like: int
+    classifier: ReviewSentiment | None
+
+    @property
+    def trained(self) -> bool:
+        """Whether a classifier was fitted."""
+        return self.classifier is not None
+
+    def score(self, texts: Sequence[object]) -> npt.NDArray[np.float64]:
+        """Probability that each text is demand-like (NaN for all when untrained).
+
+        Args:
+            texts: Review texts; missing values count as empty reviews.
+
+        Returns:
+            Array of shape (len(texts),).
+        """
+        if self.classifier is None:
+            return np.full(len(texts), np.nan)
+        return np.asarray(self.classifier.predict_proba(list(texts))[:, 1], dtype=np.float64)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``demand.json`` and, when trained, ``weights.npz`` and ``config.json``.
+
+        Args:
+            directory: Folder to write into (created if missing).
+
+        Returns:
+            The folder.
+        """
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.classifier is not None:
+            self.classifier.save(folder)
+        meta = {
+            "format": _FORMAT_ID,
+            "version": _FORMAT_VERSION,
+            "cutoff": self.cutoff,
+            "params": {**asdict(self.params), "demand_types": list(self.params.demand_types)},
+            "n_demand_like": self.n_demand_like,
+            "n_complaint_like": self.n_complaint_like,
+            "trained": self.trained,
+        }
+        tmp = folder / f".{_MODEL_DIR_FILE}.tmp"
+        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, folder / _MODEL_DIR_FILE)
+        return folder
+
+    @classmethod
+    def load(cls, directory: str | Path) -> DemandModel:
+        """Read a model written by :meth:`save`.
+
+        Args:
+            directory: Its folder.
+
+        Returns:
+            The model; it scores exactly as the saved one did.
+
+        Raises:
+            ModelError: If a file is missing, unreadable or of another format or version.
+        """
+        path = Path(directory) / _MODEL_DIR_FILE
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{path}: cannot read the demand model: {exc}") from exc
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT_ID:
+            raise ModelError(f"{path}: not a refundguard demand model")
+        if meta.get("version") != _FORMAT_VERSION:
+            raise ModelError(
+                f"{path}: demand model version {meta.get('version')!r} is not supported "
+                f"(this refundguard reads version {_FORMAT_VERSION})"
+            )
+        try:
+            params = DemandParams.from_mapping(meta["params"])
+            classifier = ReviewSentiment.load(path.parent) if meta["trained"] else None
+            return cls(
+                cutoff=str(meta["cutoff"]),
+                params=params,
+                n_demand_like=int(meta["n_demand_like"]),
+                n_complaint_like=int(meta["n_complaint_like"]),
+                classifier=classifier,
+            )
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise ModelError(f"{path}: invalid demand model metadata: {exc}") from exc
+
+
+def train_demand_model(
+    reviews: pd.DataFrame,
+    refunds: pd.DataFrame,
+    orders: pd.DataFrame,
+    cutoff: object,
+    params: DemandParams | Mapping[str, Any] | None = None,
+) -> DemandModel:
+    """Fit the demand model on the weak labels known at ``cutoff``.
+
+    Only reviews posted and requests made before the cutoff are used
+    (:func:`weak_labels`), so a snapshot at that cutoff may use the model's scores.
+
+    Args:
+        reviews: Validated reviews.
+        refunds: Validated requests.
+        orders: Validated orders.
+        cutoff: The point in time (naive means UTC).
+        params: Settings (a :class:`DemandParams` or a plain mapping); None for defaults.
+
+    Returns:
+        The model; untrained (scores NaN) when either class has fewer than
+        ``min_per_class`` reviews.
+
+    Raises:
+        ConfigError: If ``params`` holds an unknown key.
+    """
+    p = _params(params)
+    return _fit(weak_labels(reviews, refunds, orders, cutoff, p), cutoff, p)
+
+
+def _params(params: DemandParams | Mapping[str, Any] | None) -> DemandParams:
+    return params if isinstance(params, DemandParams) else DemandParams.from_mapping(params)
+
+
+def _fit(labels: pd.DataFrame, cutoff: object, p: DemandParams) -> DemandModel:
+    """The demand model fitted on weak labels (untrained if a class is too small)."""
+    y = labels[DEMAND_LIKE].to_numpy(dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    classifier = None
+    if min(n_pos, n_neg) >= p.min_per_class:
+        classifier = ReviewSentiment(
+            ngram_min=p.ngram_min,
+            ngram_max=p.ngram_max,
+            hash_bits=p.hash_bits,
+            C=p.C,
+            max_chars=p.max_chars,
+            random_state=0,
+        ).fit(labels["text"].tolist(), y.astype(int))
+    t = pd.Timestamp(_cutoff(cutoff))
+    return DemandModel(
+        cutoff=t.isoformat() + "Z",
+        params=p,
+        n_demand_like=n_pos,
+        n_complaint_like=n_neg,
+        classifier=classifier,
+    )
+
+
+def demand_scores(
+    reviews: pd.DataFrame,
+    refunds: pd.DataFrame,
+    orders: pd.DataFrame,
+    cutoff: object,
+    params: DemandParams | Mapping[str, Any] | None = None,
+    n_folds: int = 5,
+) -> pd.DataFrame:
+    """Demand-model score of every review posted before ``cutoff``, none of it in-sample.
+
+    A model scores its own training reviews too well: it has seen their labels, which
+    come from the same requests that refund features count. So the reviews of the
+    training population get out-of-fold scores (folds by buyer, from a fixed hash of the
+    buyer id, so every run and platform agrees), each from a model trained on the other
+    buyers' reviews; the other reviews before the cutoff are scored by the model trained
+    on all of them. Everything used was known at the cutoff.
+
+    Args:
+        reviews: Validated reviews.
+        refunds: Validated requests.
+        orders: Validated orders.
+        cutoff: The point in time (naive means UTC).
+        params: Settings (a :class:`DemandParams` or a plain mapping); None for defaults.
+        n_folds: Number of buyer folds, at least 2.
+
+    Returns:
+        review_id and ``model_score`` (NaN where a model could not be trained), one row
+        per review posted before the cutoff, in the reviews' order.
+
+    Raises:
+        ConfigError: If ``params`` holds an unknown key or ``n_folds`` is below 2.
+    """
+    if n_folds < 2:
+        raise ConfigError(f"n_folds must be at least 2, got {n_folds}")
+    p = _params(params)
+    labels = weak_labels(reviews, refunds, orders, cutoff, p)
+    before = _utc(reviews["created_at"]) < _cutoff(cutoff)
+    ids = pd.Series(reviews["review_id"].to_numpy(dtype=object)[before], dtype="str")
+    texts = reviews["text"].to_numpy(dtype=object)[before].tolist()
+    scores = _fit(labels, cutoff, p).score(texts)
+    fold = pd.util.hash_array(labels["buyer_id"].fillna("").to_numpy(dtype=object)) % n_folds
+    where = pd.Index(ids).get_indexer(labels["review_id"])
+    for k in range(n_folds):
+        held = fold == k
+        if held.any():
+            model = _fit(labels[~held], cutoff, p)
+            scores[where[held]] = model.score(labels["text"][held].tolist())
+    return pd.DataFrame({"review_id": ids, "model_score": scores})
+
+
+def score_reviews(
+    reviews: pd.DataFrame, lexicon: Lexicon, model: DemandModel | None = None
+) -> pd.DataFrame:
+    """Per-review demand evidence from the lexicon and, if given, the learned model.
+
+    Args:
+        reviews: Reviews (review_id, text).
+        lexicon: Patterns, from :func:`load_lexicon`.
+        model: A demand model, or None.
+
+    Returns:
+        review_id, the :func:`detect` columns, and ``model_score`` (NaN without a model
+        or for an untrained one), one row per review in order.
+    """
+    texts = reviews["text"].astype("str").fillna("").tolist()
+    found = detect(texts, lexicon)
+    found.insert(0, "review_id", pd.Series(reviews["review_id"].to_numpy(object), dtype="str"))
+    found["model_score"] = model.score(texts) if model is not None else np.nan
+    return found

@@ -1,1 +1,0 @@
-"""Column and value mappings that ship with refundguard (YAML files, see refundguard.mapping)."""

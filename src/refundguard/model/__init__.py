@@ -1,0 +1,1 @@
+"""The model: booster training, calibration, policy tiers, metrics, time consistency, evaluation."""

@@ -1,0 +1,1 @@
+"""Reports for people: the evaluation report as one self-contained HTML file."""

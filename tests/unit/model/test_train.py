@@ -1,0 +1,275 @@
+"""Training core: monotone constraints, tuning, reweighting check, calibration choice."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from refundguard.config import LightGBMParams, SearchRange, TrainParams, TuningParams
+from refundguard.errors import ConfigError, DataContractError
+from refundguard.model.calibration import Calibrator
+from refundguard.model.train import (
+    HOLDOUT_DIR,
+    TrainedModel,
+    brier,
+    choose_calibration,
+    crossfit_blocks,
+    datasets,
+    fit,
+    fit_booster,
+    load_holdout_model,
+    load_model,
+    monotone_vector,
+    reference_distribution,
+    rolling_scores,
+    scaled_rounds,
+    train_model,
+    tune,
+)
+
+FAST = LightGBMParams(num_boost_round=60, early_stopping_rounds=20, min_data_in_leaf=5,
+                      num_leaves=8, learning_rate=0.2, num_threads=1)
+
+
+def _bumpy(rng: np.random.Generator, n: int = 3000) -> pd.DataFrame:
+    """Risk rises with x0 except for a dip in its middle; x1 is noise-free signal."""
+    x0 = rng.random(n)
+    x1 = rng.random(n)
+    logit = -3 + 3 * x0 - 4 * ((x0 > 0.4) & (x0 < 0.6)) + 2 * x1
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame({"x0": x0, "x1": x1, "target": y})
+
+
+def _sweep(predict: object, rows: pd.DataFrame, feature: str, grid: np.ndarray) -> np.ndarray:
+    """Predictions (rows x grid) with ``feature`` set to each grid value in turn."""
+    out = []
+    for v in grid:
+        changed = rows.copy()
+        changed[feature] = v
+        out.append(predict(changed))  # type: ignore[operator]
+    return np.column_stack(out)
+
+
+def test_monotone_constraint_holds_and_is_needed(rng: np.random.Generator) -> None:
+    data = _bumpy(rng)
+    train, valid = data.iloc[:2000], data.iloc[2000:]
+    grid = np.linspace(0, 1, 41)
+    rows = valid.head(50)
+
+    free = fit_booster(train, valid, ["x0", "x1"], FAST, seed=0)
+    bound = fit_booster(train, valid, ["x0", "x1"], FAST, seed=0, monotone=[1, 0])
+    x = ["x0", "x1"]
+    free_sweep = _sweep(lambda f: free.predict(f[x].to_numpy()), rows, "x0", grid)
+    bound_sweep = _sweep(lambda f: bound.predict(f[x].to_numpy()), rows, "x0", grid)
+    # Without the constraint the dip is learned (the sweep can fall); with it, never.
+    assert (np.diff(free_sweep, axis=1) < -1e-9).any()
+    assert (np.diff(bound_sweep, axis=1) >= -1e-12).all()
+
+
+def test_pipeline_model_is_monotone_in_every_constrained_feature(project: Path) -> None:
+    info = json.loads((project / "models/model/training.json").read_text(encoding="utf-8"))
+    assert info["monotone_increasing"], "the default params constrain some features"
+    model = load_model(project / "models/model")
+    snaps = pd.read_parquet(project / "data/features/snapshots.parquet")
+    rows = snaps.sample(200, random_state=0)
+    for feature in info["monotone_increasing"]:
+        values = snaps[feature].dropna()
+        grid = np.unique(np.quantile(values, np.linspace(0, 1, 25)))
+        grid = np.unique(np.concatenate([grid, [values.max() * 2 + 1]]))
+        for predict in (model.raw, model.predict):
+            sweep = _sweep(predict, rows, feature, grid)
+            assert (np.diff(sweep, axis=1) >= -1e-12).all(), feature
+
+
+@pytest.mark.parametrize(
+    ("increasing", "message"),
+    [(["nope"], "unknown feature"), (["b"], "does not say higher")],
+)
+def test_monotone_vector_rejects_unsure_features(increasing: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        monotone_vector(["a", "b"], increasing, {"a": 1, "b": -1})
+
+
+def test_monotone_vector_marks_named_features() -> None:
+    assert monotone_vector(["a", "b", "c"], ["c", "a"], {"a": 1, "b": 0, "c": 1}) == [1, 0, 1]
+    assert monotone_vector(["a"], [], {"a": 1}) == [0]
+
+
+def _folds(rng: np.random.Generator, k: int = 2) -> list[tuple[lgb.Dataset, lgb.Dataset]]:
+    out = []
+    for _ in range(k):
+        data = _bumpy(rng, 1500)
+        out.append(datasets(data.iloc[:1000], data.iloc[1000:], ["x0", "x1"], 63))
+    return out
+
+
+SPACE = TuningParams(
+    n_trials=4,
+    n_folds=2,
+    search_space={
+        "num_leaves": SearchRange(4, 16, log=True, integer=True),
+        "lambda_l2": SearchRange(0.01, 10.0, log=True),
+    },
+)
+
+
+def test_tune_is_seeded_starts_from_base_and_keeps_the_best(rng: np.random.Generator) -> None:
+    folds = _folds(rng)
+    a = tune(folds, ["f1", "f2"], ["x0", "x1"], FAST, SPACE, seed=3)
+    b = tune(folds, ["f1", "f2"], ["x0", "x1"], FAST, SPACE, seed=3)
+    assert a == b
+    assert len(a.trials) == 4 and not a.timed_out
+    assert a.trials[0]["params"] == {"num_leaves": FAST.num_leaves, "lambda_l2": FAST.lambda_l2}
+    best = max(a.trials, key=lambda t: t["ap_mean"])
+    assert a.params == dataclasses.replace(FAST, **best["params"])
+    # The trial's mean is the mean of the folds' average precision with those settings.
+    again = rolling_scores(folds, ["x0", "x1"], a.params, seed=3)
+    assert np.mean(again) == pytest.approx(best["ap_mean"])
+
+
+def test_tune_with_no_trials_keeps_the_settings(rng: np.random.Generator) -> None:
+    out = tune(_folds(rng), ["f"], ["x0", "x1"], FAST,
+               dataclasses.replace(SPACE, n_trials=0), seed=0)
+    assert out.params == FAST and out.trials == []
+
+
+def test_reweighting_changes_the_fit(rng: np.random.Generator) -> None:
+    folds = _folds(rng, 1)
+    plain = rolling_scores(folds, ["x0", "x1"], FAST, seed=0)
+    weighted = rolling_scores(folds, ["x0", "x1"], FAST, seed=0, reweight=True)
+    assert plain != weighted
+
+
+def test_choose_calibration_picks_the_lower_cross_validated_brier(
+    rng: np.random.Generator,
+) -> None:
+    raw = rng.random(4000)
+    y = (rng.random(4000) < raw**3).astype(int)
+    cal, scores = choose_calibration(raw, y, "auto", seed=0)
+    assert set(scores) == {"isotonic", "platt"}
+    assert cal.method == min(scores, key=lambda k: scores[k])
+    fixed, none = choose_calibration(raw, y, "platt", seed=0)
+    assert fixed.method == "platt" and none == {}
+    assert brier(y, cal.predict(raw)) <= brier(y, raw)
+
+
+def test_calibration_is_fitted_on_the_later_window(rng: np.random.Generator) -> None:
+    data = _bumpy(rng)
+    later = data.iloc[2400:].copy()
+    later["target"] = 0
+    later.iloc[: len(later) // 2, later.columns.get_loc("target")] = 1
+    m = train_model(data.iloc[:1800], data.iloc[1800:2400], ["x0", "x1"], FAST, seed=0,
+                    calibration="isotonic", calibration_rows=later)
+    # Half the calibration rows are positive whatever their score: the map is near 0.5.
+    assert abs(m.predict(later).mean() - 0.5) < 0.05
+    with pytest.raises(DataContractError, match="calibration window"):
+        train_model(data.iloc[:1800], data.iloc[1800:2400], ["x0", "x1"], FAST, seed=0,
+                    calibration="platt", calibration_rows=later.assign(target=0))
+
+
+def test_reference_distribution_quantiles() -> None:
+    frame = pd.DataFrame({"a": np.arange(101, dtype=float), "b": np.nan})
+    ref = reference_distribution(frame, ["a", "b"])
+    q = ref["quantiles"]["a"]
+    assert len(q) == ref["points"] and q[0] == 0 and q[-1] == 100
+    assert q[len(q) // 2] == 50
+    assert ref["quantiles"]["b"] == []
+
+
+def test_fit_core_splits_tunes_and_checks_reweighting(project: Path) -> None:
+    snaps = pd.read_parquet(project / "data/features/snapshots.parquet")
+    features = json.loads((project / "data/features/manifest.json").read_text())["features"]
+    directions = {f: 0 for f in features} | {"rejected_share_365d": 1}
+    tp = TrainParams(
+        n_test_cutoffs=1,
+        lightgbm=dataclasses.replace(FAST, num_threads=2),
+        tuning=dataclasses.replace(SPACE, n_trials=2),
+        reweight="check",
+        monotone_increasing=("rejected_share_365d",),
+        calibration="auto",
+    )
+    model, split, tuned, check = fit(snaps, features, directions, tp, seed=1, horizon_days=42)
+    gap = pd.Timedelta(days=42)
+    assert max(split.valid) + gap <= min(split.calibration)
+    assert max(split.calibration) + gap <= min(split.test)
+    assert len(tuned.trials) == 2 and len(tuned.folds) == 2
+    assert check["reweighted"] == (check["balanced_ap_mean"] > check["none_ap_mean"])
+    assert isinstance(model, TrainedModel) and isinstance(model.calibrator, Calibrator)
+    assert set(model.calibration_scores) == {"isotonic", "platt"}
+
+
+# --- the shipped model: refit on every cutoff, calibrated out of time ---------------------
+
+
+@pytest.mark.parametrize(
+    ("best", "fitted", "rows", "expected"),
+    [(100, 1000, 1000, 100), (100, 1000, 1500, 150), (100, 1000, 9000, 200),
+     (100, 1000, 100, 50), (1, 10, 12, 2), (7, 0, 10, 14)],
+)
+def test_scaled_rounds(best: int, fitted: int, rows: int, expected: int) -> None:
+    assert scaled_rounds(best, fitted, rows) == expected
+
+
+@pytest.mark.parametrize("n_cutoffs", [1, 2, 5, 12, 20])
+@pytest.mark.parametrize("n_blocks", [2, 3, 4, 7])
+@pytest.mark.parametrize("horizon", [10, 28, 60])
+def test_crossfit_blocks_against_brute_force(n_cutoffs: int, n_blocks: int,
+                                             horizon: int) -> None:
+    cutoffs = [pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=28 * i)
+               for i in range(n_cutoffs)]
+    blocks = crossfit_blocks(cutoffs[::-1], n_blocks, horizon)
+    gap = pd.Timedelta(days=horizon)
+    scored = [c for _, block in blocks for c in block]
+    assert scored == sorted(scored) and len(set(scored)) == len(scored)
+    for fit_cutoffs, block in blocks:
+        assert fit_cutoffs
+        # Brute force: every cutoff whose label window [c, c + H) ends before the block,
+        # or that starts H after it; nothing else.
+        for c in cutoffs:
+            far = all(c + gap <= b or c >= b + gap for b in block)
+            assert (c in fit_cutoffs) == far
+    # With a gap shorter than the whole span, every cutoff is scored exactly once.
+    if n_cutoffs >= 2 and horizon < 28 * (n_cutoffs - 1) // max(n_blocks, 1):
+        assert len(scored) == n_cutoffs
+
+
+def test_pipeline_ships_a_refit_and_reports_the_held_out_model(project: Path) -> None:
+    info = json.loads((project / "models/model/training.json").read_text(encoding="utf-8"))
+    snaps = pd.read_parquet(project / "data/features/snapshots.parquet")
+    assert info["ships"] == "refit"
+    shipped, held = info["shipped"], info["holdout"]
+    # The shipped booster saw every cutoff, the latest included; the held-out one only
+    # the train role's.
+    all_cutoffs = sorted(pd.Timestamp(c).isoformat() for c in snaps["cutoff"].unique())
+    assert shipped["cutoffs"] == all_cutoffs
+    assert set(held["cutoffs"]) < set(all_cutoffs)
+    assert max(info["split"]["test"]) in shipped["cutoffs"]
+    assert max(info["split"]["test"]) not in held["cutoffs"]
+    assert shipped["rows"] == len(snaps) and held["rows"] < shipped["rows"]
+    assert shipped["rounds"] == scaled_rounds(held["rounds"], held["rows"], shipped["rows"])
+    # Out-of-time calibration: every scored row came from a block the booster scoring it
+    # never saw.
+    assert shipped["oot_rows"] > 0 and len(shipped["crossfit_blocks"]) >= 2
+    ship = load_model(project / "models/model")
+    hold = load_holdout_model(project / "models/model")
+    assert ship.best_iteration == shipped["rounds"]
+    assert hold.best_iteration == held["rounds"]
+    assert ship.booster.model_to_string() != hold.booster.model_to_string()
+    rows = snaps.head(500)
+    assert not np.allclose(ship.raw(rows), hold.raw(rows))
+
+
+def test_holdout_loaders_fall_back_to_the_shipped_model(project: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(project / "models/model", folder)
+    shutil.rmtree(folder / HOLDOUT_DIR)
+    assert (load_holdout_model(folder).booster.model_to_string()
+            == load_model(folder).booster.model_to_string())
