@@ -1,15 +1,18 @@
-"""Keep the README's generated tables (data contract, feature catalog) in step with code.
+"""Keep the generated tables in README.md and docs/*.md in step with the code.
 
-``python scripts/docs.py`` rewrites the blocks between the markers in README.md; the
-results block comes from the evaluate stage's reports/evaluation.json (every figure; the
-headline metrics.json is too short for it). A test fails when the README is out of date.
+``python scripts/docs.py`` rewrites every block between ``<!-- NAME:start -->`` and
+``<!-- NAME:end -->`` markers, in whichever of README.md and docs/*.md holds it: the data
+contract (docs/contract.md), the feature catalog (docs/features.md), the results (docs/results.md)
+and their summary (README.md). The results and summary blocks come from the evaluate stage's
+reports/evaluation.json (every figure; the headline metrics.json is too short for it).
+tests/unit/test_docs.py fails when a block is out of date.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +70,7 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def results_markdown(metrics: dict[str, Any]) -> str:
-    """The README's results tables from an evaluation.json.
+    """The results tables (docs/results.md) from an evaluation.json.
 
     Args:
         metrics: Nested figures as the evaluate stage writes them to evaluation.json.
@@ -157,23 +160,64 @@ def results_markdown(metrics: dict[str, Any]) -> str:
     return out
 
 
+def summary_markdown(metrics: dict[str, Any]) -> str:
+    """The README's short results summary from an evaluation.json.
+
+    Args:
+        metrics: Nested figures as the evaluate stage writes them to evaluation.json.
+
+    Returns:
+        Markdown: the plain-LightGBM verdict, then average precision of the model, the plain
+        LightGBM and the rule, the highest false-positive rate of an honest segment for the
+        model and the rule, and the calibration error.
+    """
+    ap = ", ".join(f"{name} {_fmt(_get(metrics, f'{key}.average_precision'))}"
+                   for key, name in (("model", "model"), ("plain", "plain LightGBM"),
+                                     ("baseline", "rule")))
+    lines = [plain_verdict(_flat(metrics)), "", f"- average precision (labels): {ap};"]
+    segments = metrics.get("segment") or {}
+    honest = [s for s in SEGMENTS_HONEST if s in segments]
+    if honest:
+        worst = []
+        for key, name in (("model", "model"), ("baseline", "rule")):
+            seg = max(honest, key=lambda s: float(segments[s].get(f"{key}_flag_rate") or 0.0))
+            worst.append(f"{name} {_pct(segments[seg].get(f'{key}_flag_rate'))} ({seg})")
+        lines.append("- highest false-positive rate of an honest segment at the review "
+                     f"threshold: {', '.join(worst)};")
+    lines.append(f"- expected calibration error: {_fmt(_get(metrics, 'calibration.ece'))}.")
+    return "\n".join(lines) + "\n"
+
+
+GENERATED = ("summary", "contract", "features", "results")
+
+
 def generated_blocks(metrics_file: Path | None = None) -> dict[str, str]:
-    """The generated README blocks by marker name.
+    """The generated blocks by marker name.
 
     Args:
         metrics_file: An evaluation.json for the "results" block; None leaves it out.
 
     Returns:
         Markdown for "contract", "features" (default feature windows) and, with a
-        metrics file, "results".
+        metrics file, "summary" (README) and "results" (docs/results.md).
     """
     blocks = {
         "contract": contract_markdown(),
         "features": catalog_markdown(build_catalog(FeaturesParams())),
     }
     if metrics_file is not None and metrics_file.is_file():
-        blocks["results"] = results_markdown(json.loads(metrics_file.read_text("utf-8")))
+        metrics = json.loads(metrics_file.read_text("utf-8"))
+        blocks["summary"] = summary_markdown(metrics)
+        blocks["results"] = results_markdown(metrics)
     return blocks
+
+
+MARKER = re.compile(r"<!-- ([a-z][a-z0-9_-]*):start -->")
+
+
+def doc_files(root: Path = PROJECT_ROOT) -> list[Path]:
+    """The files that may hold generated blocks: README.md, then docs/*.md by name."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
 def _replacer(block: str) -> Callable[[re.Match[str]], str]:
@@ -183,36 +227,75 @@ def _replacer(block: str) -> Callable[[re.Match[str]], str]:
     return replace
 
 
-def render_readme(text: str, metrics_file: Path | None = None) -> str:
+def render_blocks(text: str, blocks: dict[str, str], required: Iterable[str] = ()) -> str:
     """Replace every ``<!-- NAME:start -->...<!-- NAME:end -->`` block with its content.
 
     Args:
-        text: README text.
-        metrics_file: An evaluation.json for the results block, if any.
+        text: A markdown file's text.
+        blocks: Content by block name; a block whose markers are not in ``text`` is skipped.
+        required: Block names whose markers ``text`` must hold.
 
     Returns:
         The updated text.
 
     Raises:
-        ValueError: A marker pair is missing.
+        ValueError: A required marker pair is missing, a marker has no end or appears
+            twice, or a marker names a block nothing generates.
     """
-    for name, block in generated_blocks(metrics_file).items():
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
-        if not pattern.search(text):
-            raise ValueError(f"README has no <!-- {name}:start --> ... <!-- {name}:end --> block")
-        text = pattern.sub(_replacer(block), text)
+    for name in MARKER.findall(text):
+        if name not in GENERATED:
+            raise ValueError(f"<!-- {name}:start --> names no generated block ({GENERATED})")
+    for name in GENERATED:
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        count = (text.count(start), text.count(end))
+        if count == (0, 0):
+            if name in required:
+                raise ValueError(f"no <!-- {name}:start --> ... <!-- {name}:end --> block")
+            continue
+        if count != (1, 1) or text.index(start) > text.index(end):
+            raise ValueError(f"the {name} block needs exactly one {start} before one {end}")
+        if name in blocks:
+            pattern = re.compile(rf"({re.escape(start)}\n).*?({re.escape(end)})", re.S)
+            text = pattern.sub(_replacer(blocks[name]), text)
     return text
 
 
-def main(readme: Path = PROJECT_ROOT / "README.md", metrics_file: Path = EVALUATION_FILE) -> None:
-    """Rewrite README.md's generated blocks in place.
+def render_docs(root: Path = PROJECT_ROOT, metrics_file: Path | None = None) -> dict[Path, str]:
+    """Every doc file's text with its generated blocks rewritten.
 
     Args:
-        readme: The README file.
+        root: The repository root (README.md and docs/).
+        metrics_file: An evaluation.json for the results block; None (or a missing file)
+            leaves that block as it is.
+
+    Returns:
+        The new text of every file in :func:`doc_files`, by path.
+
+    Raises:
+        ValueError: A generated block is in no file or in more than one, or a file's
+            markers are broken (see :func:`render_blocks`).
+    """
+    blocks = generated_blocks(metrics_file)
+    texts = {path: path.read_text(encoding="utf-8") for path in doc_files(root) if path.is_file()}
+    for name in GENERATED:
+        holders = [p.name for p, text in texts.items() if f"<!-- {name}:start -->" in text]
+        if len(holders) != 1:
+            raise ValueError(f"the {name} block must be in exactly one of README.md and "
+                             f"docs/*.md, found in {holders or 'none'}")
+    return {path: render_blocks(text, blocks) for path, text in texts.items()}
+
+
+def main(root: Path = PROJECT_ROOT, metrics_file: Path = EVALUATION_FILE) -> None:
+    """Rewrite the generated blocks in README.md and docs/*.md in place.
+
+    Args:
+        root: The repository root.
         metrics_file: The evaluate stage's evaluation.json, for the results block.
     """
-    text = render_readme(readme.read_text(encoding="utf-8"), metrics_file)
-    readme.write_text(text, encoding="utf-8")
+    for path, text in render_docs(root, metrics_file).items():
+        if path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print(f"docs: rewrote {path.relative_to(root)}")
 
 
 if __name__ == "__main__":

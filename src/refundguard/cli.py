@@ -396,6 +396,126 @@ def score(
     )
 
 
+_CASE_SUFFIXES = (".html", ".json")
+
+
+def _case_file_name(buyer_id: str, suffix: str) -> str:
+    # Ids may hold any character; a file name keeps letters, digits, dot, dash, underscore.
+    safe = re.sub(r"[^\w.-]", "_", buyer_id).strip(".") or "buyer"
+    return f"case_{safe}{suffix}"
+
+
+@app.command()
+@friendly
+def case(
+    model: Annotated[Path, typer.Option(help="Exported scorer folder.")] = paths.SCORER_DIR,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Folder of raw tables (orders, refunds, ...; default: data/simulated)."),
+    ] = None,
+    buyer: Annotated[
+        list[str] | None, typer.Option("--buyer", help="Buyer id; repeat for several.")
+    ] = None,
+    buyers: Annotated[
+        Path | None, typer.Option(help="CSV with a buyer_id column, instead of or with --buyer.")
+    ] = None,
+    as_of: Annotated[
+        str,
+        typer.Option(
+            "--as-of",
+            help="Show only what was known before this date/time (formats as for `score`).",
+        ),
+    ] = "",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="case.html or case.json (several buyers: all in one file), or a folder "
+            "(one file per buyer, named case_<buyer_id>; see --format). Default: "
+            "case_<buyer_id>.html for one buyer, the folder cases/ for several.",
+        ),
+    ] = None,
+    lang: Annotated[str, typer.Option(help="Language of the HTML: zh or en.")] = "zh",
+    file_format: Annotated[
+        str,
+        typer.Option("--format", help="html or json, for files written into a folder."),
+    ] = "html",
+    encoding: Annotated[
+        str | None, typer.Option(help="CSV encoding or auto (default: params).")
+    ] = None,
+    params: ParamsOpt = paths.PARAMS_FILE,
+) -> None:
+    """Write the analyst's case file of buyers: score, tier, reasons and their evidence.
+
+    Each top reason comes with the buyer's figure, where it stands among buyers, and the
+    orders, after-sales requests, reviews or linked accounts behind it; only what was
+    known before --as-of is shown. HTML (self-contained, printable; Chinese by default)
+    or JSON (English keys, for case-management systems).
+    """
+    from refundguard.config import Params, load_params
+    from refundguard.data.validate import validate_folder
+    from refundguard.serving.case import Case, build_cases
+    from refundguard.serving.case_render import (
+        LANGUAGES,
+        check_language,
+        render_html,
+        render_json,
+    )
+    from refundguard.serving.scorer import Scorer, check_as_of, last_event_time
+
+    if lang not in LANGUAGES:
+        raise InputError(f"--lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
+    language = check_language(lang)
+    fmt = file_format.lower().lstrip(".")
+    if fmt not in ("html", "json"):
+        raise InputError(f"--format must be html or json, got {file_format!r}")
+    ids = [b.strip() for b in buyer or [] if b.strip()]
+    if buyers is not None:
+        ids += _read_buyer_list(buyers)
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        raise InputError("give a buyer: --buyer ID (repeatable) or --buyers FILE")
+    if not as_of:
+        raise InputError("--as-of is required (e.g. --as-of 2025-06-30)")
+    one_file = out is not None and not out.is_dir() and out.suffix.lower() in _CASE_SUFFIXES
+    if out is not None and out.suffix and not out.is_dir() and not one_file:
+        raise InputError(f"--out must end in .html or .json, or be a folder; got {out.name!r}")
+    cfg = load_params(params) if params.is_file() else Params()
+    when = _parse_as_of(as_of, cfg.base.timezone)
+    scorer = Scorer.load(model)
+    result = validate_folder(cfg, data or paths.SIMULATED_DIR, encoding)
+    check_as_of(when, last_event_time(result.tables), cfg.score.max_days_after_data)
+    cases = build_cases(scorer, result.tables, ids, when)
+    if len(result.quarantine):
+        _warn(f"{len(result.quarantine):,} input rows quarantined or with a field emptied")
+
+    def render(items: list[Case], suffix: str) -> str:
+        if suffix == ".json":
+            return render_json(items[0] if len(items) == 1 else items)
+        return render_html(items, language)
+
+    if out is None:
+        one_file = len(ids) == 1
+        out = Path(_case_file_name(ids[0], f".{fmt}")) if one_file else Path("cases")
+    written: list[Path] = []
+    if one_file:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render(cases, out.suffix.lower()), encoding="utf-8")
+        written.append(out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for c in cases:
+            path = out / _case_file_name(c.buyer_id, f".{fmt}")
+            path.write_text(render([c], f".{fmt}"), encoding="utf-8")
+            written.append(path)
+    tiers: dict[str, int] = {}
+    for c in cases:
+        tiers[c.tier] = tiers.get(c.tier, 0) + 1
+    where = written[0] if len(written) == 1 else out
+    typer.echo(
+        f"{len(cases):,} case file(s) as of {when.isoformat()} ({_tier_summary(tiers)}) -> {where}"
+    )
+
+
 model_app = typer.Typer(
     name="model", help="Inspect exported scorers.", no_args_is_help=True, add_completion=False
 )

@@ -74,7 +74,22 @@ SIMULATED_DIR: Path = DATA_DIR / "simulated"
 VALIDATED_DIR: Path = DATA_DIR / "validated"
 SENTIMENT_DIR: Path = DATA_DIR / "sentiment"
 FEATURES_DIR: Path = DATA_DIR / "features"
+CONSISTENCY_DIR: Path = DATA_DIR / "consistency"
+
+# File names inside those folders, one definition each for writer and readers.
+# simulate: the world's hidden truth (segment, is_abuser) next to the contract tables.
 TRUTH_FILE_NAME: str = "truth.parquet"
+# validate: every validated table is ``<table><VALIDATED_TABLE_SUFFIX>``, with these two.
+VALIDATED_TABLE_SUFFIX: str = ".parquet"
+QUARANTINE_FILE_NAME: str = "quarantine.csv"
+VALIDATION_REPORT_FILE_NAME: str = "report.json"
+# sentiment: one score per review.
+REVIEW_SENTIMENT_FILE_NAME: str = "review_sentiment.parquet"
+# features: the snapshot table and its manifest (catalog version, features, cutoffs).
+SNAPSHOTS_FILE_NAME: str = "snapshots.parquet"
+MANIFEST_FILE_NAME: str = "manifest.json"
+# consistency: the time-consistency check.
+CONSISTENCY_FILE_NAME: str = "consistency.json"
 
 MODELS_DIR: Path = PROJECT_ROOT / "models"
 SENTIMENT_MODEL_DIR: Path = MODELS_DIR / "sentiment"

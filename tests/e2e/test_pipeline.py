@@ -148,7 +148,7 @@ def test_dvc_exp_run_with_a_lightgbm_setting_changes_the_model(
     copy = tmp_path / "copy"
     shutil.copytree(project, copy, symlinks=True)
     # A copied MLflow store still points at the first project's artifacts; the stages
-    # refuse it (README, "Where a project lives"), so the copy starts its own.
+    # refuse it (docs/pipeline.md, "Where a project lives"), so the copy starts its own.
     (copy / "mlflow.db").unlink()
     shutil.rmtree(copy / "mlartifacts", ignore_errors=True)
     # As a user runs it: inside the project, found from the working folder.

@@ -13,39 +13,13 @@ from typing import Final, Literal
 
 import pandera.pandas as pa
 
-REFUND_TYPES: Final = ("refund_only", "return_refund", "exchange", "compensation")
-
-
-REFUND_REASONS: Final = (
-    "not_received",
-    "damaged",
-    "quality",
-    "not_as_described",
-    "wrong_item",
-    "missing_parts",
-    "size_fit",
-    "changed_mind",
-    "logistics",
-    "other",
+from refundguard.contract.vocabulary import (
+    LABEL_SOURCES,
+    LABEL_VALUES,
+    REFUND_REASONS,
+    REFUND_STATUSES,
+    REFUND_TYPES,
 )
-
-
-REFUND_STATUSES: Final = ("pending", "approved", "rejected", "cancelled")
-
-
-LABEL_VALUES: Final = (0, 1)
-
-
-# Texts the platform writes for a buyer who wrote nothing (Taobao's default praise after the
-# review period, an empty review). They say nothing about the buyer: features and the
-# sentiment model leave them out.
-SYSTEM_REVIEW_TEXTS: Final = (
-    "评价方未及时做出评价,系统默认好评!",
-    "评价方未及时做出评价，系统默认好评！",
-    "此用户没有填写评价。",
-    "此用户没有填写评价",
-)
-
 
 ColumnKind = Literal["id", "text", "time", "amount", "int", "bool", "enum"]
 
@@ -236,7 +210,7 @@ LABELS = TableSpec(
         _c(
             "source",
             "text",
-            "Who decided: platform_ruling, manual_review, merchant_report, ...",
+            f"Who decided: {', '.join(LABEL_SOURCES)}, ...",
             required=False,
         ),
     ),
@@ -258,6 +232,10 @@ BUYERS = TableSpec(
 TABLES: Final[dict[str, TableSpec]] = {
     t.name: t for t in (ORDERS, REFUNDS, REVIEWS, LABELS, BUYERS)
 }
+
+
+# Every table name, in contract order; the specs above are where each name is declared.
+TABLE_NAMES: Final[tuple[str, ...]] = tuple(TABLES)
 
 
 def _checks(col: ColumnSpec) -> list[pa.Check]:

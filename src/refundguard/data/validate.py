@@ -41,6 +41,11 @@ from refundguard.data.io import (
 )
 from refundguard.data.mapping import InputMapping, mapping_from_params
 from refundguard.errors import ConfigError, DataContractError
+from refundguard.paths import (
+    QUARANTINE_FILE_NAME,
+    VALIDATED_TABLE_SUFFIX,
+    VALIDATION_REPORT_FILE_NAME,
+)
 
 QUARANTINE_COLUMNS: tuple[str, ...] = ("table", "row", "action", "reason", "record")
 
@@ -570,16 +575,19 @@ def read_tables(folder: Path, encoding: str = "auto") -> dict[str, pd.DataFrame 
 
 
 def write_result(result: ValidationResult, out_dir: Path) -> None:
-    """Write validated tables, quarantine.csv and report.json into a folder.
+    """Write validated tables, the quarantine and the report into a folder.
+
+    The file names are :mod:`refundguard.paths`'s ``<table>`` + ``VALIDATED_TABLE_SUFFIX``,
+    ``QUARANTINE_FILE_NAME`` and ``VALIDATION_REPORT_FILE_NAME``.
 
     Args:
         result: What :func:`validate_tables` returned.
         out_dir: Destination folder.
     """
     for name, df in result.tables.items():
-        write_parquet(df, out_dir / f"{name}.parquet")
-    write_csv(result.quarantine, out_dir / "quarantine.csv")
-    write_json(result.report, out_dir / "report.json")
+        write_parquet(df, out_dir / f"{name}{VALIDATED_TABLE_SUFFIX}")
+    write_csv(result.quarantine, out_dir / QUARANTINE_FILE_NAME)
+    write_json(result.report, out_dir / VALIDATION_REPORT_FILE_NAME)
 
 
 def validate_folder(

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 
 from refundguard.config import Params
+from refundguard.contract.tables import TABLE_NAMES
 from refundguard.data.frames import isin
 from refundguard.data.io import read_json
 from refundguard.errors import DataContractError
 from refundguard.features.catalog import Feature
 from refundguard.features.events import EventTables, snapshot
 from refundguard.features.timesplit import label_targets
-from refundguard.paths import FEATURES_DIR
+from refundguard.paths import FEATURES_DIR, MANIFEST_FILE_NAME, VALIDATED_TABLE_SUFFIX
 
 # (params, validated folder, sentiment file, cutoffs, catalog, H) -> the snapshot table.
 SparkBuild = Callable[
@@ -114,8 +115,7 @@ def load_validated(folder: Path) -> dict[str, pd.DataFrame]:
     Returns:
         Tables by name.
     """
-    names = ("orders", "refunds", "reviews", "labels", "buyers")
-    return {n: pd.read_parquet(folder / f"{n}.parquet") for n in names}
+    return {n: pd.read_parquet(folder / f"{n}{VALIDATED_TABLE_SUFFIX}") for n in TABLE_NAMES}
 
 
 def read_manifest(features_dir: Path = FEATURES_DIR) -> dict[str, object]:
@@ -127,5 +127,5 @@ def read_manifest(features_dir: Path = FEATURES_DIR) -> dict[str, object]:
     Returns:
         The manifest.
     """
-    manifest: dict[str, object] = read_json(features_dir / "manifest.json")
+    manifest: dict[str, object] = read_json(features_dir / MANIFEST_FILE_NAME)
     return manifest

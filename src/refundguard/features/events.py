@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from refundguard.contract.tables import SYSTEM_REVIEW_TEXTS
+from refundguard.contract.vocabulary import SYSTEM_REVIEW_TEXTS
 from refundguard.data.frames import isin
 from refundguard.errors import DataContractError
 
@@ -48,6 +48,10 @@ HOUR = np.timedelta64(1, "h")
 DAY = np.timedelta64(1, "D")
 
 
+# The event tables a snapshot counts and sums over, by their contract names.
+EventTableName = Literal["orders", "refunds", "reviews"]
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Everything known at one cutoff, as flat arrays keyed by integer buyer codes.
@@ -73,7 +77,7 @@ class Snapshot:
     # Intermediate results several features share (category medians, account links).
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def since(self, table: Literal["orders", "refunds", "reviews"], days: int) -> np.ndarray:
+    def since(self, table: EventTableName, days: int) -> np.ndarray:
         """Mask of a table's rows in the window [T - days, T).
 
         Args:
@@ -88,7 +92,7 @@ class Snapshot:
         start = np.datetime64((self.cutoff - pd.Timedelta(days=days)).tz_convert(None), "us")
         return df[col].to_numpy() >= start
 
-    def count(self, table: Literal["orders", "refunds", "reviews"], mask: np.ndarray) -> np.ndarray:
+    def count(self, table: EventTableName, mask: np.ndarray) -> np.ndarray:
         """Rows per buyer among the masked rows.
 
         Args:
@@ -102,7 +106,7 @@ class Snapshot:
         return np.bincount(codes[mask], minlength=self.n_buyers).astype("float64")
 
     def total(
-        self, table: Literal["orders", "refunds", "reviews"], values: np.ndarray, mask: np.ndarray
+        self, table: EventTableName, values: np.ndarray, mask: np.ndarray
     ) -> np.ndarray:
         """Sum of values per buyer among the masked rows.
 
@@ -119,7 +123,7 @@ class Snapshot:
 
     def reduce(
         self,
-        table: Literal["orders", "refunds", "reviews"],
+        table: EventTableName,
         values: np.ndarray,
         mask: np.ndarray,
         how: Literal["median", "min", "max", "nunique"],

@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from refundguard.contract.tables import REFUND_TYPES, SYSTEM_REVIEW_TEXTS
+from refundguard.contract.vocabulary import REFUND_TYPES, SYSTEM_REVIEW_TEXTS
 from refundguard.errors import ConfigError, ModelError
 from refundguard.features.sentiment import ReviewSentiment, normalize_text
 

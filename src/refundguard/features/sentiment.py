@@ -44,7 +44,7 @@ from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted
 
 from refundguard import progress
-from refundguard.contract.tables import SYSTEM_REVIEW_TEXTS
+from refundguard.contract.vocabulary import SYSTEM_REVIEW_TEXTS
 from refundguard.errors import ModelError
 
 __all__ = [

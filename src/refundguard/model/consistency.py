@@ -64,9 +64,14 @@ from refundguard.config import ConsistencyParams, TrainParams
 from refundguard.config import check_consistency_params as check_params
 from refundguard.errors import ConfigError, DataContractError, ModelError
 from refundguard.features.timesplit import TimeSplit, split_cutoffs
-from refundguard.paths import DATA_DIR
+from refundguard.paths import CONSISTENCY_DIR as CONSISTENCY_DIR
+from refundguard.paths import CONSISTENCY_FILE_NAME
 
 log = logging.getLogger(__name__)
+
+
+# Where the check is written (the names' home is refundguard.paths); stages import them here.
+CONSISTENCY_FILE = CONSISTENCY_FILE_NAME
 
 
 # Added to each bin's share so that an empty bin on one side gives a large but finite PSI.
@@ -647,12 +652,6 @@ def check_time_consistency(
         early_cutoffs=tuple(pd.Timestamp(c).isoformat() for c in sorted(early_cutoffs)),
         late_cutoffs=tuple(pd.Timestamp(c).isoformat() for c in sorted(late_cutoffs)),
     )
-
-
-CONSISTENCY_DIR = DATA_DIR / "consistency"
-
-
-CONSISTENCY_FILE = "consistency.json"
 
 
 def check_snapshots(

@@ -40,15 +40,18 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from refundguard.config import LightGBMParams, PolicyParams
+from refundguard.config import LightGBMParams, Params, PolicyParams
 from refundguard.data.io import atomic_path
 from refundguard.errors import ConfigError
+from refundguard.features.catalog import FEATURE_GROUPS, build_catalog
+from refundguard.model.bundle import TrainedModel, TrainingInfo
 from refundguard.model.calibration import Calibrator
 from refundguard.model.metrics import precision_at_k, ranking_metrics
-from refundguard.model.policy import PolicyChoice, assign_tiers, choose_bounds, describe
+from refundguard.model.policy import TIERS, PolicyChoice, assign_tiers, choose_bounds, describe
 from refundguard.model.train import (
     choose_calibration,
     sample_rows,
+    split_rows,
     train_model,
 )
 from refundguard.paths import (
@@ -733,3 +736,177 @@ def fit_comparators(
         )
         for name, m in fitted.items()
     }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything the evaluate stage writes, computed without touching a file.
+
+    Attributes:
+        metrics: Every flat figure ("model.average_precision", "cost.model...", ...).
+        test: The test window's rows (for scoring the registry's champion on them).
+        scores: Ranking score per test row of each scorer (:data:`SCORERS`).
+        curves: (ROC, precision-recall) frames of each scorer.
+        reliability: The model's reliability table.
+        importance: ``feature`` and ``gain`` of the model, most important first.
+        score_frame: ``segment`` and ``probability`` per test row (for the report).
+        bounds: The judged model's tier bounds.
+    """
+
+    metrics: dict[str, float]
+    test: pd.DataFrame
+    scores: dict[str, np.ndarray]
+    curves: dict[str, tuple[pd.DataFrame, pd.DataFrame]]
+    reliability: pd.DataFrame
+    importance: pd.DataFrame
+    score_frame: pd.DataFrame
+    bounds: tuple[float, float, float]
+
+
+def evaluate(
+    snapshots: pd.DataFrame,
+    model: TrainedModel,
+    policy: PolicyChoice,
+    info: TrainingInfo,
+    params: Params,
+    *,
+    truth: pd.DataFrame | None = None,
+) -> Evaluation:
+    """Judge the held-out model against the other options on the test window.
+
+    Args:
+        snapshots: The features stage's table (read only).
+        model: The held-out model.
+        policy: Its tier bounds.
+        info: Its training.json (split, period, booster settings, tuning facts).
+        params: The run's settings (evaluate, policy, train.calibration, base, features).
+        truth: The simulator's truth table (buyer_id, segment, is_abuser, abuse_start),
+            if there is one.
+
+    Returns:
+        The figures, curves and tables.
+
+    Raises:
+        ConfigError: The plain baseline's features are not computed.
+    """
+    check_plain_features(snapshots.columns)
+    split = info.time_split
+    rows = split_rows(snapshots, split)
+    test = rows["test"]
+    y = test["target"].to_numpy()
+    periods, period_days = len(split.test), info.period_days
+    prob = model.predict(test)
+    comparators = fit_comparators(
+        rows,
+        model.features,
+        seed=params.base.seed,
+        num_threads=params.train.lightgbm.num_threads,
+        max_train_rows=params.evaluate.ablation_max_train_rows,
+        calibration=params.train.calibration,
+        policy=params.policy,
+        period_days=period_days,
+    )
+    probs = {name: m.predict(test) for name, (m, _) in comparators.items()}
+    base = baseline_score(test, params.evaluate.baseline_feature)
+    base_flag = base >= params.evaluate.baseline_threshold
+    tiered = {name: (probs[name], choice.bounds) for name, (_, choice) in comparators.items()}
+    tiers = option_tiers({**tiered, "model": (prob, policy.bounds)}, base_flag)
+    scores = {"model": prob, "plain": probs["plain"], "baseline": base,
+              "logistic": probs["logistic"]}
+    flags = {"model": _flagged(tiers["model"]), "plain": _flagged(tiers["plain"]),
+             "baseline": base_flag, "logistic": _flagged(tiers["logistic"])}
+    truth_rows = None if truth is None else truth_at_cutoff(test, truth, params.base.timezone)
+    capacity = max(1, round(params.policy.review_capacity_per_day * period_days * periods))
+    metrics = evaluate_scores(
+        y, scores, flags, top_share=params.evaluate.top_share,
+        max_fpr=params.evaluate.max_fpr, capacity=capacity, truth=truth_rows,
+    )
+    metrics.update(cost_table(y, tiers, params.policy, periods=periods,
+                              period_days=period_days, truth=truth_rows))
+    metrics.update({f"calibration.{k}": v for k, v in calibration_metrics(y, prob).items()})
+    for name in FITTED:
+        metrics.update(
+            {f"calibration.{name}_{k}": v for k, v in calibration_metrics(y, probs[name]).items()}
+        )
+        metrics.update(policy_metrics(f"policy_{name}", comparators[name][1]))
+    metrics.update({f"calibration.cv_brier_{k}": v for k, v in model.calibration_scores.items()})
+    metrics.update(policy_metrics("policy", policy))
+    metrics.update(training_metrics(info))
+    if params.evaluate.ablation:
+        metrics.update(_ablation(rows, model, info, params))
+    return Evaluation(
+        metrics=metrics,
+        test=test,
+        scores=scores,
+        curves={name: curves(y, score) for name, score in scores.items()},
+        reliability=reliability(y, prob),
+        importance=pd.DataFrame(
+            {"feature": list(model.features), "gain": model.booster.feature_importance("gain")}
+        ).sort_values(["gain", "feature"], ascending=[False, True]),
+        score_frame=_score_frame(test, prob, truth_rows),
+        bounds=policy.bounds,
+    )
+
+
+def _ablation(
+    rows: dict[str, pd.DataFrame], model: TrainedModel, info: TrainingInfo, params: Params
+) -> dict[str, float]:
+    """The ablation by catalog feature group, with the model's own booster settings."""
+    catalog = {f.name: f.group for f in build_catalog(params.features)}
+    groups = {g: [f for f in model.features if catalog.get(f) == g] for g in FEATURE_GROUPS}
+    return ablation(
+        rows,
+        {g: names for g, names in groups.items() if names},
+        info.lightgbm,
+        seed=params.base.seed,
+        max_train_rows=params.evaluate.ablation_max_train_rows,
+    )
+
+
+def policy_metrics(prefix: str, choice: PolicyChoice) -> dict[str, float]:
+    """A tier choice as figures: each tier's lower bound and the cost it was chosen at.
+
+    Args:
+        prefix: Key prefix ("policy", "policy_logistic", ...).
+        choice: The tier choice.
+
+    Returns:
+        "<prefix>.<tier>_from" and "<prefix>.valid_cost_per_buyer".
+    """
+    out = {f"{prefix}.{t}_from": b for t, b in zip(TIERS[1:], choice.bounds, strict=True)}
+    out[f"{prefix}.valid_cost_per_buyer"] = choice.cost_per_buyer
+    return out
+
+
+def training_metrics(info: TrainingInfo) -> dict[str, float]:
+    """The tuning and reweighting facts of training.json, as figures.
+
+    Args:
+        info: The judged model's training.json.
+
+    Returns:
+        "tuning.*" and "reweight.*" figures (those recorded).
+    """
+    out: dict[str, float] = {}
+    tuning, rw = info.tuning, info.reweight
+    for k in ("rolling_ap_mean", "rolling_ap_std"):
+        if k in tuning:
+            out[f"tuning.{k}"] = float(tuning[k])
+    out["tuning.trials"] = float(len(tuning.get("trials", [])))
+    for k in ("none_ap_mean", "none_ap_std", "balanced_ap_mean", "balanced_ap_std"):
+        if k in rw:
+            out[f"reweight.{k}"] = float(rw[k])
+    if "reweighted" in rw:
+        out["reweight.chosen"] = float(bool(rw["reweighted"]))
+    return out
+
+
+def _score_frame(
+    test: pd.DataFrame, prob: np.ndarray, truth: pd.DataFrame | None
+) -> pd.DataFrame:
+    segment = (
+        truth["segment"].to_numpy()
+        if truth is not None
+        else np.where(test["target"].to_numpy() == 1, "labeled abuser", "not labeled")
+    )
+    return pd.DataFrame({"segment": segment, "probability": prob})

@@ -15,16 +15,21 @@ from typing import Any, Final
 import numpy as np
 
 from refundguard.config import PolicyParams
+from refundguard.contract.vocabulary import FIRST_FLAGGED_TIER, TIERS
 
-TIERS: Final = ("trusted", "standard", "review", "restrict")
-
-
-TIER_TEXT: Final[dict[str, tuple[str, str]]] = {
-    "trusted": ("instant refund allowed", "可极速退款"),
-    "standard": ("normal after-sales process", "正常售后流程"),
-    "review": ("a person checks; goods come back before the refund", "人工审核, 先退货后退款"),
-    "restrict": ("refund-only blocked; case escalated", "限制仅退款并升级处理"),
-}
+# What each tier does, in English and Chinese, in TIERS order.
+TIER_TEXT: Final[dict[str, tuple[str, str]]] = dict(
+    zip(
+        TIERS,
+        (
+            ("instant refund allowed", "可极速退款"),
+            ("normal after-sales process", "正常售后流程"),
+            ("a person checks; goods come back before the refund", "人工审核, 先退货后退款"),
+            ("refund-only blocked; case escalated", "限制仅退款并升级处理"),
+        ),
+        strict=True,
+    )
+)
 
 
 # A bound above every probability: the tier above it is empty.
@@ -167,7 +172,7 @@ def describe(
     idx = tier_index(tiers)
     y = np.asarray(y_true).astype(bool)
     n = max(idx.size, 1)
-    flagged = idx >= TIERS.index("review")
+    flagged = idx >= TIERS.index(FIRST_FLAGGED_TIER)
     cost = realized_cost(y, tiers, policy)
     out = {f"count.{t}": float((idx == i).sum()) for i, t in enumerate(TIERS)}
     out.update(

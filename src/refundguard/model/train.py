@@ -14,8 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -25,9 +24,12 @@ from sklearn.model_selection import StratifiedKFold
 
 from refundguard import progress
 from refundguard.config import LightGBMParams, PolicyParams, TrainParams, TuningParams
-from refundguard.data.io import atomic_path, read_json, write_json
 from refundguard.errors import ConfigError, DataContractError
 from refundguard.features.timesplit import ROLES, TimeSplit, rolling_folds, split_cutoffs
+from refundguard.model.bundle import TrainedModel, TrainingInfo
+
+# Still importable from here for older callers; its home is model.bundle.
+from refundguard.model.bundle import split_from_info as split_from_info
 from refundguard.model.calibration import Calibrator, fit_calibrator
 from refundguard.model.metrics import ranking_metrics
 from refundguard.model.policy import PolicyChoice, choose_bounds
@@ -35,72 +37,8 @@ from refundguard.model.policy import PolicyChoice, choose_bounds
 log = logging.getLogger(__name__)
 
 
-MODEL_FILE = "model.txt"
-
-
-CALIBRATION_FILE = "calibration.json"
-
-
-POLICY_FILE = "policy.json"
-
-
-REFERENCE_FILE = "reference.json"
-
-
-TRAINING_FILE = "training.json"
-
-
-# The held-out model (trained on the train cutoffs only) that the evaluate stage judges;
-# the folder's top level holds the shipped model, refit on every complete cutoff.
-HOLDOUT_DIR = "holdout"
-
-
 # Points of each feature's reference distribution (percentiles for the reasons).
 REFERENCE_POINTS = 201
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    """A fitted booster and its calibrator.
-
-    Attributes:
-        booster: The LightGBM booster, cut at its best iteration.
-        calibrator: Map from the booster's probability to a calibrated one.
-        features: Feature columns in the booster's order.
-        best_iteration: Boosting rounds kept.
-        valid_metrics: Ranking metrics of the raw booster on the validation rows.
-        calibration_scores: Brier score of each calibration method tried (cross-validated
-            inside the calibration window), empty when the method was fixed.
-    """
-
-    booster: lgb.Booster
-    calibrator: Calibrator
-    features: tuple[str, ...]
-    best_iteration: int
-    valid_metrics: dict[str, float]
-    calibration_scores: dict[str, float] = field(default_factory=dict)
-
-    def raw(self, frame: pd.DataFrame) -> np.ndarray:
-        """The booster's uncalibrated probabilities.
-
-        Args:
-            frame: Rows holding every feature column.
-
-        Returns:
-            One probability per row.
-        """
-        return np.asarray(self.booster.predict(_matrix(frame, self.features)))
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Calibrated probabilities for feature rows.
-
-        Args:
-            frame: Rows holding every feature column.
-
-        Returns:
-            One probability per row.
-        """
-        return self.calibrator.predict(self.raw(frame))
 
 
 @dataclass(frozen=True)
@@ -644,121 +582,6 @@ def fit_policy(
     )
 
 
-def save_model(
-    model: TrainedModel,
-    out_dir: Path,
-    training_info: dict[str, Any],
-    *,
-    policy: PolicyChoice | None = None,
-    reference: dict[str, Any] | None = None,
-) -> None:
-    """Write the booster (LightGBM text), calibration, policy, reference and facts (JSON).
-
-    Args:
-        model: The trained model.
-        out_dir: Destination folder.
-        training_info: Split, data hash, commit, params and run id, for later stages.
-        policy: The chosen tier bounds.
-        reference: Feature distributions for the reasons' percentiles.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / MODEL_FILE) as tmp:
-        model.booster.save_model(str(tmp))
-    write_json(model.calibrator.to_dict(), out_dir / CALIBRATION_FILE)
-    if policy is not None:
-        write_json(policy.to_dict(), out_dir / POLICY_FILE)
-    if reference is not None:
-        write_json(reference, out_dir / REFERENCE_FILE)
-    write_json(
-        {
-            **training_info,
-            "features": list(model.features),
-            "best_iteration": model.best_iteration,
-            "calibration_brier": model.calibration_scores,
-            "calibration_method": model.calibrator.method,
-        },
-        out_dir / TRAINING_FILE,
-    )
-
-
-def load_model(model_dir: Path) -> TrainedModel:
-    """Read a model written by :func:`save_model`.
-
-    Args:
-        model_dir: The folder.
-
-    Returns:
-        The model (validation metrics as recorded at training).
-    """
-    info = read_json(model_dir / TRAINING_FILE)
-    booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
-    calibrator = Calibrator.from_dict(read_json(model_dir / CALIBRATION_FILE))
-    return TrainedModel(
-        booster,
-        calibrator,
-        tuple(info["features"]),
-        info["best_iteration"],
-        info.get("valid_metrics", {}),
-        info.get("calibration_brier", {}),
-    )
-
-
-def load_policy(model_dir: Path) -> PolicyChoice:
-    """Read the tier bounds the train stage chose.
-
-    Args:
-        model_dir: The train stage's folder.
-
-    Returns:
-        The policy choice.
-    """
-    return PolicyChoice.from_dict(read_json(model_dir / POLICY_FILE))
-
-
-def load_holdout_model(model_dir: Path) -> TrainedModel:
-    """Read the held-out model that the evaluation judges.
-
-    Args:
-        model_dir: The train stage's folder.
-
-    Returns:
-        The model fitted without the calibration and test cutoffs (the shipped model
-        when the folder has no held-out copy).
-    """
-    holdout = model_dir / HOLDOUT_DIR
-    return load_model(holdout if (holdout / MODEL_FILE).is_file() else model_dir)
-
-
-def load_holdout_policy(model_dir: Path) -> PolicyChoice:
-    """Read the tier bounds chosen for the held-out model.
-
-    Args:
-        model_dir: The train stage's folder.
-
-    Returns:
-        The policy choice (the shipped model's when there is no held-out copy).
-    """
-    holdout = model_dir / HOLDOUT_DIR
-    return load_policy(holdout if (holdout / POLICY_FILE).is_file() else model_dir)
-
-
-def split_from_info(info: dict[str, Any]) -> TimeSplit:
-    """The split recorded in training.json.
-
-    Args:
-        info: Parsed training.json.
-
-    Returns:
-        The time split.
-    """
-    return TimeSplit(
-        **{
-            role: tuple(pd.Timestamp(c) for c in info["split"].get(role, ()))
-            for role in ROLES
-        }
-    )
-
-
 def fit(
     snapshots: pd.DataFrame,
     features: Sequence[str],
@@ -1045,3 +868,245 @@ def refit_for_shipping(
         ),
     )
     return shipped, oot
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What :func:`train` produced: the held-out and the shipped model, with their tiers.
+
+    Attributes:
+        holdout: The model fitted on the train cutoffs (what the evaluation judges).
+        holdout_policy: Its tier bounds, chosen on the calibration window.
+        holdout_reference: Feature quantiles at the latest training cutoff.
+        shipped: The refit on every cutoff (None when ``train.refit`` is off).
+        policy: The shipped model's tier bounds.
+        reference: The shipped model's feature quantiles (latest cutoff).
+        split: The time split.
+        tuned: The search's result.
+        reweight: The reweighting check (``{"mode", "reweighted", ...}``).
+        monotone_increasing: The constrained features that are model features.
+        rows: Rows of each role of the split.
+        horizon_days: H.
+        period_days: Days between cutoffs.
+        seed: Random seed.
+        calibration: The configured calibration method.
+        seconds: Wall time of the fitting.
+    """
+
+    holdout: TrainedModel
+    holdout_policy: PolicyChoice
+    holdout_reference: dict[str, Any]
+    shipped: ShippedModel | None
+    policy: PolicyChoice
+    reference: dict[str, Any]
+    split: TimeSplit
+    tuned: TuningResult
+    reweight: dict[str, Any]
+    monotone_increasing: tuple[str, ...]
+    rows: dict[str, int]
+    horizon_days: int
+    period_days: int
+    seed: int
+    calibration: str
+    seconds: float
+
+    @property
+    def model(self) -> TrainedModel:
+        """The model that ships: the refit when there is one, else the held-out model."""
+        return self.shipped.model if self.shipped is not None else self.holdout
+
+    @property
+    def ships(self) -> str:
+        """"refit" or "holdout"."""
+        return "refit" if self.shipped is not None else "holdout"
+
+    @property
+    def best_trial(self) -> dict[str, float]:
+        """Rolling AP mean and std of the best tuning trial (empty without trials)."""
+        if not self.tuned.trials:
+            return {}
+        best = max(self.tuned.trials, key=lambda t: t["ap_mean"])
+        return {"rolling_ap_mean": best["ap_mean"], "rolling_ap_std": best["ap_std"]}
+
+    def info(
+        self,
+        *,
+        run_id: str,
+        git_commit: str | None,
+        data_hash: str | None,
+        catalog_version: str,
+        horizon: Mapping[str, Any] | None = None,
+        dropped: Sequence[str] = (),
+    ) -> TrainingInfo:
+        """training.json's run facts (each folder adds its own model's, on saving).
+
+        Args:
+            run_id: The MLflow run.
+            git_commit: The code's commit.
+            data_hash: Hash of the validated tables.
+            catalog_version: Fingerprint of the feature catalog.
+            horizon: How the features stage found H; None: taken from params.
+            dropped: Features the time-consistency check left out.
+
+        Returns:
+            The facts.
+        """
+        holdout, shipped = self.holdout, self.shipped
+        shipped_info: dict[str, Any] = (
+            {
+                "rounds": shipped.rounds,
+                "rows": shipped.rows,
+                "cutoffs": list(shipped.cutoffs),
+                "oot_rows": shipped.oot_rows,
+                "crossfit_blocks": [list(b) for b in shipped.blocks],
+                "oot_metrics": shipped.model.valid_metrics,
+                "calibration_method": shipped.model.calibrator.method,
+                "calibration_brier": shipped.model.calibration_scores,
+            }
+            if shipped is not None
+            else {}
+        )
+        return TrainingInfo(
+            run_id=run_id,
+            git_commit=git_commit,
+            data_hash=data_hash,
+            catalog_version=catalog_version,
+            split={role: [c.isoformat() for c in getattr(self.split, role)] for role in ROLES},
+            horizon_days=self.horizon_days,
+            horizon=dict(horizon) if horizon is not None
+            else {"days": self.horizon_days, "source": "params"},
+            period_days=self.period_days,
+            valid_metrics=holdout.valid_metrics,
+            ships=self.ships,
+            holdout={
+                "rounds": holdout.best_iteration,
+                "rows": self.rows["train"],
+                "cutoffs": [c.isoformat() for c in self.split.train],
+                "calibration_method": holdout.calibrator.method,
+                "calibration_brier": holdout.calibration_scores,
+                "valid_metrics": holdout.valid_metrics,
+            },
+            shipped=shipped_info,
+            dropped_features=tuple(dropped),
+            tuning={
+                "folds": self.tuned.folds,
+                "trials": self.tuned.trials,
+                "timed_out": self.tuned.timed_out,
+                **self.best_trial,
+            },
+            reweight=self.reweight,
+            monotone_increasing=self.monotone_increasing,
+            params={
+                "lightgbm": dataclasses.asdict(self.tuned.params),
+                "seed": self.seed,
+                "calibration": self.calibration,
+            },
+        )
+
+
+def train(
+    snapshots: pd.DataFrame,
+    features: Sequence[str],
+    directions: Mapping[str, int],
+    train_params: TrainParams,
+    policy: PolicyParams,
+    *,
+    seed: int,
+    horizon_days: int,
+    period_days: int,
+) -> TrainingResult:
+    """Train the held-out model, refit the shipped one, and choose both tier policies.
+
+    Args:
+        snapshots: The features stage's table (read only).
+        features: Model features, in order.
+        directions: Catalog direction of each feature (for the monotone check).
+        train_params: The ``train`` block; monotone features that are not model features
+            (left out by the consistency check) are ignored.
+        policy: Costs and limits of the tiers.
+        seed: Random seed.
+        horizon_days: H.
+        period_days: Days between cutoffs (one scoring period).
+
+    Returns:
+        Both models, their tiers and references, and the facts of the fit.
+    """
+    monotone_names = tuple(f for f in train_params.monotone_increasing if f in features)
+    tp = dataclasses.replace(train_params, monotone_increasing=monotone_names)
+    began = time.monotonic()
+    holdout, split, tuned, check = fit(
+        snapshots, features, directions, tp, seed=seed, horizon_days=horizon_days
+    )
+    rows = split_rows(snapshots, split)
+    holdout_policy = fit_policy(holdout, rows["calibration"], policy, period_days=period_days)
+    latest_train = rows["train"][rows["train"]["cutoff"] == max(split.train)]
+    holdout_reference = reference_distribution(latest_train, holdout.features)
+    shipped: ShippedModel | None = None
+    ship_policy, reference = holdout_policy, holdout_reference
+    if tp.refit:
+        shipped, ship_policy, reference = _ship(
+            snapshots, holdout, tuned.params, tp, policy, split,
+            fitted_rows=len(rows["train"]), seed=seed, horizon_days=horizon_days,
+            period_days=period_days,
+            monotone=monotone_vector(features, monotone_names, directions),
+            reweighted=bool(check["reweighted"]),
+        )
+    return TrainingResult(
+        holdout=holdout,
+        holdout_policy=holdout_policy,
+        holdout_reference=holdout_reference,
+        shipped=shipped,
+        policy=ship_policy,
+        reference=reference,
+        split=split,
+        tuned=tuned,
+        reweight=check,
+        monotone_increasing=monotone_names,
+        rows={role: len(frame) for role, frame in rows.items()},
+        horizon_days=horizon_days,
+        period_days=period_days,
+        seed=seed,
+        calibration=tp.calibration,
+        seconds=time.monotonic() - began,
+    )
+
+
+def _ship(
+    snapshots: pd.DataFrame,
+    holdout: TrainedModel,
+    params: LightGBMParams,
+    tp: TrainParams,
+    policy: PolicyParams,
+    split: TimeSplit,
+    *,
+    fitted_rows: int,
+    seed: int,
+    horizon_days: int,
+    period_days: int,
+    monotone: Sequence[int],
+    reweighted: bool,
+) -> tuple[ShippedModel, PolicyChoice, dict[str, Any]]:
+    """The refit that ships, its tiers and its reference distribution."""
+    with progress.bar("train: refit", total=tp.crossfit_blocks + 1) as step:
+        shipped, oot = refit_for_shipping(
+            snapshots, holdout, params,
+            fitted_rows=fitted_rows,
+            horizon_days=horizon_days,
+            n_blocks=tp.crossfit_blocks,
+            calibration=tp.calibration,
+            seed=seed,
+            monotone=monotone,
+            scale_pos_weight=_balance(snapshots) if reweighted else 1.0,
+            on_step=lambda: step(1),
+        )
+    # Tiers for the shipped model from its out-of-time probabilities on the latest
+    # cutoffs (the calibration and test windows): the period it will score next.
+    recent = oot[oot["cutoff"].isin(list(split.calibration) + list(split.test))]
+    if recent["target"].nunique() < 2:
+        recent = oot
+    chosen = choose_bounds(
+        recent["probability"].to_numpy(), recent["target"].to_numpy(), policy,
+        periods=int(recent["cutoff"].nunique()), period_days=period_days,
+    )
+    latest = snapshots[snapshots["cutoff"] == snapshots["cutoff"].max()]
+    return shipped, chosen, reference_distribution(latest, shipped.model.features)

@@ -17,11 +17,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from refundguard.contract.vocabulary import (
+    ABUSER_SEGMENTS,
+    DEFAULT_TIER,
+    HONEST_SEGMENT,
+    LOOKALIKE_SEGMENTS,
+    TIERS,
+)
 from refundguard.features.catalog import Feature
-from refundguard.model.policy import TIER_TEXT, TIERS
+from refundguard.model.policy import TIER_TEXT
+from refundguard.paths import CONSISTENCY_DIR, CONSISTENCY_FILE_NAME, PROJECT_ROOT
+
+# Where the consistency check lives, as the report names it (relative to the project).
+_CONSISTENCY_SHOWN = (CONSISTENCY_DIR / CONSISTENCY_FILE_NAME).relative_to(PROJECT_ROOT).as_posix()
 
 OPTION_LABELS = {
-    "no_model": "No model (everyone standard)",
+    "no_model": f"No model (everyone {DEFAULT_TIER})",
     "baseline": "Rule baseline",
     "logistic": "Logistic regression",
     "plain": "Plain LightGBM (defaults, basic features)",
@@ -43,12 +54,6 @@ SCORERS_ORDER = ("model", "plain", "logistic", "baseline")
 COLORS = {"model": "#1f5fbf", "plain": "#2e8b57", "logistic": "#d98c1a", "baseline": "#7a7a7a"}
 
 
-LOOKALIKES = ("size_bracketer", "logistics_victim", "picky_reviewer", "household")
-
-
-ABUSERS = ("refund_only_claimer", "extortion_reviewer", "wardrober", "ring_member")
-
-
 @dataclass(frozen=True)
 class ReportData:
     """Everything the report shows.
@@ -63,7 +68,7 @@ class ReportData:
         catalog: Feature catalog entries by name.
         gate: The champion/challenger decision.
         info: training.json.
-        consistency: The time-consistency check (consistency.json), if it ran.
+        consistency: The time-consistency check (``CONSISTENCY_FILE_NAME``), if it ran.
     """
 
     metrics: Mapping[str, float]
@@ -282,7 +287,7 @@ def _consistency_section(c: Mapping[str, Any]) -> str:
     return (
         "<h3>Time consistency of the features</h3>"
         f"<p>{html.escape(summary)} The 25 features that drift most are listed "
-        "(all in data/consistency/consistency.json).</p>"
+        f"(all in {_CONSISTENCY_SHOWN}).</p>"
         + _table(["feature", "PSI", "early vs late AUC", "share of gain",
                   "AUC early", "AUC late", "verdict", "why"], rows)
     )
@@ -334,7 +339,7 @@ def plain_verdict(m: Mapping[str, float]) -> str:
 
 
 def _lookalike_verdict(m: Mapping[str, float]) -> str:
-    rates = {s: m.get(f"segment.{s}.model_flag_rate") for s in LOOKALIKES}
+    rates = {s: m.get(f"segment.{s}.model_flag_rate") for s in LOOKALIKE_SEGMENTS}
     known = {s: r for s, r in rates.items() if r is not None and math.isfinite(r)}
     if not known:
         return ("<p>No truth file: the false-positive rate of honest look-alikes cannot be "
@@ -394,9 +399,9 @@ def render(data: ReportData) -> str:
     if segs:
         rows = []
         for s in segs:
-            kind = ("honest look-alike" if s in LOOKALIKES else
-                    "abuser" if s in ABUSERS else "honest" if s == "honest" else "")
-            what = "recall" if s in ABUSERS else "false-positive rate"
+            kind = ("honest look-alike" if s in LOOKALIKE_SEGMENTS else
+                    "abuser" if s in ABUSER_SEGMENTS else "honest" if s == HONEST_SEGMENT else "")
+            what = "recall" if s in ABUSER_SEGMENTS else "false-positive rate"
             rows.append([html.escape(s), kind, what, _fmt(m.get(f"segment.{s}.rows"), 0)]
                         + [_pct(m.get(f"segment.{s}.{x}_flag_rate")) for x in SCORERS_ORDER])
         parts.append(_table(["segment", "kind", "figure", "rows",

@@ -1,7 +1,7 @@
 """Export stage: the trained model as a scorer folder, an ONNX pair, and a registry version.
 
 Writes ``models/scorer`` (an MLflow pyfunc model whose artifacts are the data files that
-:data:`refundguard.scorer.ARTIFACTS` names), ``models/onnx`` (``model.onnx`` and
+:data:`refundguard.model.bundle.ARTIFACTS` names), ``models/onnx`` (``model.onnx`` and
 ``spec.json`` for services in other languages), registers the scorer in the MLflow Model
 Registry as champion or challenger, and records that in ``reports/registry.json``.
 """
@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import logging
 import shutil
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from refundguard import __version__
+from refundguard.config import FeaturesParams
+from refundguard.data.io import write_json
+from refundguard.errors import ModelError
+from refundguard.features.catalog import build_catalog, catalog_version
+from refundguard.model.bundle import SCORER_FILE, TrainingInfo, content_id
 from refundguard.paths import (
     MODELS_DIR,
     REPORTS_DIR,
 )
-from refundguard.serving.scorer import ARTIFACTS, SCORER_FORMAT, content_id
+from refundguard.serving.scorer import SCORER_FORMAT, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +47,6 @@ GATE_FILE = REPORTS_DIR / "gate.json"
 
 
 REGISTRY_FILE = REPORTS_DIR / "registry.json"
-
-
-# ARTIFACTS entries that are not files of the train stage's folder.
-_NOT_MODEL_FILES = ("scorer", "sentiment")
 
 
 # Packages the scorer imports when loaded; versions are pinned to the exporting machine's.
@@ -68,36 +73,8 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in RUNTIME_PACKAGES]
 
 
-def model_artifacts(model_dir: Path) -> dict[str, Path]:
-    """The scorer's artifacts that come from the train stage's folder.
-
-    Args:
-        model_dir: The train stage's folder.
-
-    Returns:
-        {artifact name: file}, for every :data:`ARTIFACTS` entry except "scorer" (written
-        by export) and "sentiment" (the sentiment model's folder).
-    """
-    return {k: model_dir / v for k, v in ARTIFACTS.items() if k not in _NOT_MODEL_FILES}
-
-
-def model_version(files: Mapping[str, Path]) -> str:
-    """A content id of the model: the same files give the same id, on any machine.
-
-    The scorer checks the files against it when it loads them
-    (:func:`refundguard.scorer.content_id`).
-
-    Args:
-        files: The model's files by artifact name (see :func:`model_artifacts`).
-
-    Returns:
-        "rg-" and the first 12 hex digits of a SHA-256 over names and bytes.
-    """
-    return content_id(files)
-
-
 def scorer_config(
-    training: dict[str, Any],
+    training: TrainingInfo,
     feature_params: dict[str, object],
     metrics: dict[str, object],
     timezone: str,
@@ -110,11 +87,11 @@ def scorer_config(
     their own.
 
     Args:
-        training: Parsed training.json.
+        training: The model folder's training.json.
         feature_params: Feature settings the catalog is built from.
         metrics: Test metrics, recorded as the model's figures.
         timezone: Zone of the local-clock features.
-        version: The model's content id (:func:`model_version`).
+        version: The model's content id (:func:`refundguard.model.bundle.model_version`).
 
     Returns:
         Content of scorer.json.
@@ -122,21 +99,21 @@ def scorer_config(
     return {
         "format": SCORER_FORMAT,
         "model_version": version,
-        "features": training["features"],
-        "catalog_version": training["catalog_version"],
+        "features": list(training.features),
+        "catalog_version": training.catalog_version,
         "feature_params": feature_params,
         "timezone": timezone,
         "metadata": {
             "model_version": version,
-            "catalog_version": training["catalog_version"],
-            "data_hash": training.get("data_hash"),
-            "git_commit": training.get("git_commit"),
-            "run_id": training.get("run_id"),
-            "params": training.get("params"),
-            "split": training.get("split"),
-            "horizon_days": training.get("horizon_days"),
-            "best_iteration": training.get("best_iteration"),
-            "valid_metrics": training.get("valid_metrics"),
+            "catalog_version": training.catalog_version,
+            "data_hash": training.data_hash,
+            "git_commit": training.git_commit,
+            "run_id": training.run_id,
+            "params": training.params,
+            "split": training.to_dict()["split"],
+            "horizon_days": training.horizon_days,
+            "best_iteration": training.best_iteration,
+            "valid_metrics": training.valid_metrics,
             "metrics": metrics,
             "refundguard_version": __version__,
         },
@@ -219,3 +196,177 @@ def serving_code(dst: Path) -> Path:
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", *DEV_ONLY),
     )
     return out
+
+
+def scorer_feature_params(fp: FeaturesParams) -> dict[str, object]:
+    """The feature settings a scorer recomputes features with (scorer.json's copy).
+
+    Args:
+        fp: The ``features`` block.
+
+    Returns:
+        windows_days, fast_refund_hours, active_days and link_max_accounts.
+    """
+    return {
+        "windows_days": list(fp.windows_days),
+        "fast_refund_hours": fp.fast_refund_hours,
+        "active_days": fp.active_days,
+        "link_max_accounts": fp.link_max_accounts,
+    }
+
+
+def check_model(
+    info: TrainingInfo, files: Mapping[str, Path], feature_params: FeaturesParams
+) -> None:
+    """Refuse to export a model of another feature catalog, or with a file missing.
+
+    Args:
+        info: The model folder's training.json.
+        files: The model's files by artifact role.
+        feature_params: The ``features`` block the scorer will compute with.
+
+    Raises:
+        ModelError: The catalog changed since training, or a file is missing.
+    """
+    if info.catalog_version != catalog_version(build_catalog(feature_params)):
+        raise ModelError("features params changed since training; run `dvc repro` again")
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise ModelError(f"{missing[0]}: missing; run the train stage again (`dvc repro`)")
+
+
+def registry_tags(info: TrainingInfo, version: str) -> dict[str, str]:
+    """Tags of the registry version: the model's identity and provenance.
+
+    Args:
+        info: The model folder's training.json.
+        version: The model's content id.
+
+    Returns:
+        Tag name to text.
+    """
+    return {
+        "model_version": version,
+        "catalog_version": str(info.catalog_version),
+        "data_hash": str(info.data_hash),
+        "git_commit": str(info.git_commit),
+        "train_run_id": str(info.run_id),
+        "refundguard_version": __version__,
+    }
+
+
+@dataclass(frozen=True)
+class StagedScorer:
+    """A scorer folder and an ONNX pair written to a staging folder, not yet in place.
+
+    Attributes:
+        version: The model's content id.
+        scorer_dir: The MLflow pyfunc folder.
+        onnx_dir: model.onnx and spec.json.
+    """
+
+    version: str
+    scorer_dir: Path
+    onnx_dir: Path
+
+
+def input_example(
+    snapshots: pd.DataFrame, info: TrainingInfo, features: tuple[str, ...]
+) -> pd.DataFrame:
+    """Five test-window rows as a scorer request (buyer_id and the model's features).
+
+    Args:
+        snapshots: The features stage's table (read only).
+        info: The model's training.json (its test cutoffs).
+        features: The scorer's features.
+
+    Returns:
+        A new frame.
+    """
+    rows = snapshots[snapshots["cutoff"].isin(list(info.time_split.test))].head(5)
+    return rows.loc[:, ["buyer_id", *features]].reset_index(drop=True)
+
+
+def _signature(example: pd.DataFrame, scorer: Scorer) -> Any:
+    from mlflow.models import ModelSignature, infer_signature
+
+    with warnings.catch_warnings():
+        # risk_score is an integer on purpose; it is never missing.
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        # "reasons" is a request parameter: {"params": {"reasons": false}} skips them.
+        signature = infer_signature(example, scorer.score(example), params={"reasons": True})
+    # No input schema: MLflow would check requests before the scorer does, with messages
+    # that repeat the whole request and schema (3,400+ characters for a missing column)
+    # and silently dropping extra columns; the scorer's own checks name the column and the
+    # problem in one line.
+    return ModelSignature(inputs=None, outputs=signature.outputs, params=signature.params)
+
+
+def stage_scorer(
+    staging: Path,
+    info: TrainingInfo,
+    files: Mapping[str, Path],
+    snapshots: pd.DataFrame,
+    feature_params: FeaturesParams,
+    *,
+    metrics: dict[str, object],
+    timezone: str,
+    sentiment_dir: Path | None = None,
+) -> StagedScorer:
+    """Write the scorer folder and the ONNX pair of a model under ``staging``.
+
+    Args:
+        staging: An empty folder, on the destination's file system.
+        info: The model folder's training.json.
+        files: The model's files by artifact role (:func:`refundguard.model.bundle.model_files`).
+        snapshots: The features stage's table, for the input example (read only).
+        feature_params: The ``features`` block.
+        metrics: The evaluate stage's headline metrics, recorded in scorer.json.
+        timezone: Zone of the local-clock features.
+        sentiment_dir: The sentiment model's folder, bundled when given.
+
+    Returns:
+        The staged folders and the model's content id.
+    """
+    import mlflow
+
+    from refundguard.serving.onnx import write_onnx
+
+    version = content_id(files)
+    config_file = staging / SCORER_FILE
+    write_json(
+        scorer_config(info, scorer_feature_params(feature_params), metrics, timezone,
+                      version=version),
+        config_file,
+    )
+    artifacts = {k: str(v) for k, v in files.items()}
+    artifacts["scorer"] = str(config_file)
+    if sentiment_dir is not None:
+        artifacts["sentiment"] = str(sentiment_dir)
+    scorer = Scorer.from_artifacts(artifacts)
+    example = input_example(snapshots, info, scorer.features)
+    mlflow.pyfunc.save_model(
+        path=str(staging / "scorer"),
+        python_model=str(PACKAGE_DIR / "serving" / "pyfunc.py"),
+        artifacts=artifacts,
+        code_paths=[str(serving_code(staging / "code"))],
+        signature=_signature(example, scorer),
+        input_example=example,
+        pip_requirements=pinned_requirements(),
+        metadata={
+            "model_version": version,
+            "catalog_version": info.catalog_version,
+            "data_hash": info.data_hash,
+            "git_commit": info.git_commit,
+        },
+    )
+    onnx_dir = write_onnx(
+        scorer.booster,
+        scorer.features,
+        scorer.calibrator.to_dict(),
+        scorer.bounds,
+        staging / "onnx",
+        model_version=version,
+        catalog_version=info.catalog_version,
+    )
+    return StagedScorer(version, staging / "scorer", onnx_dir)

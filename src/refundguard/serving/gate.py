@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
+from refundguard.config import RegistryParams
 from refundguard.errors import RefundGuardError
 from refundguard.model.metrics import ranking_metrics
 from refundguard.serving import registry
@@ -85,3 +87,35 @@ def champion_metric(
         return None, version, f"champion v{version} cannot score this data: {exc}"
     m = ranking_metrics(test["target"].to_numpy(), prob, top_share=top_share, max_fpr=max_fpr)
     return float(m[metric]), version, ""
+
+
+def judge(
+    metrics: Mapping[str, float],
+    test: pd.DataFrame,
+    candidate_id: str,
+    registry_params: RegistryParams,
+    *,
+    top_share: float,
+    max_fpr: float,
+) -> dict[str, Any]:
+    """The gate of a candidate evaluated on ``test``: its figure against the champion's.
+
+    Args:
+        metrics: The candidate's flat test metrics ("model.<metric>" among them).
+        test: The test rows it was measured on.
+        candidate_id: Its model version (the shipped model's content id).
+        registry_params: Registered name, gate metric and margin.
+        top_share: The review team's capacity, as the candidate was measured.
+        max_fpr: The false-positive rate of the recall metric, as the candidate's.
+
+    Returns:
+        gate.json's content (see :func:`gate_decision`).
+    """
+    metric = registry_params.metric
+    champ, champ_version, note = champion_metric(
+        registry_params.name, metric, test, candidate_id, top_share=top_share, max_fpr=max_fpr
+    )
+    return gate_decision(
+        float(metrics[f"model.{metric}"]), champ, champ_version, metric=metric,
+        min_improvement=registry_params.min_improvement, note=note,
+    )

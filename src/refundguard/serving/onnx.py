@@ -25,11 +25,11 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from refundguard.contract.vocabulary import TIERS
 from refundguard.data.io import write_json
 from refundguard.errors import ModelError
 from refundguard.features.catalog import HISTORY_FEATURES, NO_HISTORY
 from refundguard.model.calibration import _EPS as PLATT_EPS
-from refundguard.model.policy import TIERS
 
 ONNX_FORMAT = "refundguard-onnx/1"
 

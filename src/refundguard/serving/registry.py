@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 
 from refundguard.errors import ModelError
 from refundguard.model import tracking
+from refundguard.model.bundle import POLICY_FILE, SCORER_FILE
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -40,18 +41,6 @@ MODEL_VERSION_TAG = "model_version"
 
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+|latest))$")
-
-
-# The files of a scorer folder's artifacts/, by role. Defined here, where the registry
-# reads folders, and imported by the scorer, so that neither imports the other both ways.
-ARTIFACTS = {
-    "booster": "model.txt",
-    "calibration": "calibration.json",
-    "policy": "policy.json",
-    "reference": "reference.json",
-    "scorer": "scorer.json",
-    "sentiment": "sentiment",
-}
 
 
 def gate(candidate: float, champion: float | None, min_improvement: float) -> str:
@@ -429,15 +418,14 @@ def _read_folder(folder: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str
     import yaml
 
     art = folder / "artifacts"
-    if not (folder / "MLmodel").is_file() or not (art / ARTIFACTS["scorer"]).is_file():
+    if not (folder / "MLmodel").is_file() or not (art / SCORER_FILE).is_file():
         raise ModelError(f"{folder}: not an exported refundguard scorer (no MLmodel/scorer.json)")
     try:
-        config = json.loads((art / ARTIFACTS["scorer"]).read_text(encoding="utf-8"))
+        config = json.loads((art / SCORER_FILE).read_text(encoding="utf-8"))
         mlmodel = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8")) or {}
-        policy_name = ARTIFACTS.get("policy", "policy.json")
         policy = (
-            json.loads((art / policy_name).read_text(encoding="utf-8"))
-            if (art / policy_name).is_file()
+            json.loads((art / POLICY_FILE).read_text(encoding="utf-8"))
+            if (art / POLICY_FILE).is_file()
             else {"bounds": config.get("bounds")}
         )
     except (OSError, ValueError, yaml.YAMLError) as exc:

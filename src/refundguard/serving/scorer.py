@@ -16,7 +16,6 @@ no stored code.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,10 +38,10 @@ from refundguard.features.catalog import (
     catalog_version,
 )
 from refundguard.features.events import prepare_events
+from refundguard.model.bundle import ARTIFACTS, MODEL_ARTIFACTS, content_id
 from refundguard.model.calibration import Calibrator
 from refundguard.model.policy import TIERS, PolicyChoice, risk_score
 from refundguard.serving import reasons as rs
-from refundguard.serving.registry import ARTIFACTS
 
 SCORER_FORMAT = "refundguard-scorer/2"
 
@@ -211,24 +210,6 @@ def unknown_buyers(tables: Mapping[str, pd.DataFrame], buyers: Sequence[str]) ->
     return ~asked.isin(seen)
 
 
-def content_id(files: Mapping[str, Path]) -> str:
-    """A content id of a model: the same files give the same id, on any machine.
-
-    Args:
-        files: The model's data files by artifact name (all of :data:`ARTIFACTS` but
-            "scorer" and "sentiment").
-
-    Returns:
-        "rg-" and the first 12 hex digits of a SHA-256 over names and bytes.
-    """
-    h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(name.encode() + b"\0")
-        h.update(files[name].read_bytes())
-        h.update(b"\0")
-    return "rg-" + h.hexdigest()[:12]
-
-
 @dataclass
 class Scorer:
     """Scores buyers from feature rows or from raw event tables.
@@ -287,7 +268,7 @@ class Scorer:
             # Check the files against the exported content id before LightGBM parses
             # them: a truncated model.txt can crash LightGBM's C++ reader outright, and an
             # edited one would load silently and score differently.
-            files = {k: Path(v) for k, v in artifacts.items() if k not in ("scorer", "sentiment")}
+            files = {k: Path(v) for k, v in artifacts.items() if k in MODEL_ARTIFACTS}
             found, stored = content_id(files), config.get("model_version")
             if stored != found:
                 raise ModelError(

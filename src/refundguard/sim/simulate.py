@@ -40,7 +40,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from refundguard.config import SimulateParams
-from refundguard.contract.tables import REFUND_REASONS, REFUND_STATUSES, REFUND_TYPES
+from refundguard.contract.tables import TABLE_NAMES
+from refundguard.contract.vocabulary import (
+    LABEL_SOURCES,
+    REFUND_REASONS,
+    REFUND_STATUSES,
+    REFUND_TYPES,
+    SEGMENTS,
+    SYSTEM_DEFAULT_TEXT,
+    SYSTEM_EMPTY_TEXT,
+)
 from refundguard.data.io import write_table
 from refundguard.errors import ConfigError
 from refundguard.paths import TRUTH_FILE_NAME
@@ -49,14 +58,7 @@ log = logging.getLogger(__name__)
 
 
 __all__ = [
-    "ABUSER_SEGMENTS",
     "CATEGORIES",
-    "LABEL_SOURCES",
-    "LOOKALIKE_SEGMENTS",
-    "REFUND_REASONS",
-    "REFUND_STATUSES",
-    "REFUND_TYPES",
-    "SEGMENTS",
     "World",
     "export_as_of",
     "simulate_world",
@@ -70,44 +72,6 @@ IntArray = npt.NDArray[np.int64]
 
 
 BoolArray = npt.NDArray[np.bool_]
-
-
-SEGMENTS: tuple[str, ...] = (
-    "honest",
-    "size_bracketer",
-    "logistics_victim",
-    "picky_reviewer",
-    "household",
-    "refund_only_claimer",
-    "extortion_reviewer",
-    "wardrober",
-    "ring_member",
-)
-
-
-"""Every segment, in the order of their internal codes."""
-
-
-ABUSER_SEGMENTS: tuple[str, ...] = (
-    "refund_only_claimer",
-    "extortion_reviewer",
-    "wardrober",
-    "ring_member",
-)
-
-
-"""Segments whose buyers are abusers (``truth.is_abuser``)."""
-
-
-LOOKALIKE_SEGMENTS: tuple[str, ...] = (
-    "size_bracketer",
-    "logistics_victim",
-    "picky_reviewer",
-    "household",
-)
-
-
-"""Honest segments built to look like abusers; merchants sometimes wrongly report them."""
 
 
 CATEGORIES: tuple[str, ...] = (
@@ -124,19 +88,16 @@ CATEGORIES: tuple[str, ...] = (
 )
 
 
-LABEL_SOURCES: tuple[str, ...] = ("platform_ruling", "manual_review", "merchant_report")
-
-
-# Segment codes (positions in SEGMENTS).
-_HONEST, _BRACKET, _VICTIM, _PICKY, _HOUSEHOLD, _ROC, _EXTORT, _WARD, _RING = range(9)
+# Segment codes (positions in vocabulary.SEGMENTS).
+_HONEST, _BRACKET, _VICTIM, _PICKY, _HOUSEHOLD, _ROC, _EXTORT, _WARD, _RING = range(len(SEGMENTS))
 
 
 # What an order is for; abuse kinds carry their own refund/review behaviour.
 _K_NORMAL, _K_ROC, _K_EXTORT, _K_WARD, _K_RING = range(5)
 
 
-# Refund type, reason and status codes (positions in the tuples above).
-_RT_ONLY, _RT_RETURN, _RT_EXCHANGE, _RT_COMP = range(4)
+# Refund type, reason and status codes (positions in the vocabulary's tuples).
+_RT_ONLY, _RT_RETURN, _RT_EXCHANGE, _RT_COMP = range(len(REFUND_TYPES))
 
 
 (
@@ -150,13 +111,13 @@ _RT_ONLY, _RT_RETURN, _RT_EXCHANGE, _RT_COMP = range(4)
     _R_CHANGED,
     _R_LOGISTICS,
     _R_OTHER,
-) = range(10)
+) = range(len(REFUND_REASONS))
 
 
-_S_PENDING, _S_APPROVED, _S_REJECTED, _S_CANCELLED = range(4)
+_S_PENDING, _S_APPROVED, _S_REJECTED, _S_CANCELLED = range(len(REFUND_STATUSES))
 
 
-_SRC_PLATFORM, _SRC_MANUAL, _SRC_MERCHANT = range(3)  # positions in LABEL_SOURCES
+_SRC_PLATFORM, _SRC_MANUAL, _SRC_MERCHANT = range(len(LABEL_SOURCES))
 
 
 _APPAREL, _SHOES, _ELECTRONICS, _BEAUTY, _FOOD, _HOME, _BABY, _SPORTS, _BOOKS, _DIGITAL = range(10)
@@ -231,10 +192,11 @@ _RING_RATE_MEDIAN = 4.0
 
 
 # After abuse_start, abusers order more, and this share of those orders is abuse.
-_ABUSE_BOOST = {"refund_only_claimer": 1.6, "extortion_reviewer": 1.2, "wardrober": 1.4}
+# Keyed by segment code.
+_ABUSE_BOOST = {_ROC: 1.6, _EXTORT: 1.2, _WARD: 1.4}
 
 
-_ABUSE_PROB = {"refund_only_claimer": 0.45, "extortion_reviewer": 0.30, "wardrober": 0.40}
+_ABUSE_PROB = {_ROC: 0.45, _EXTORT: 0.30, _WARD: 0.40}
 
 
 _PRE_REGISTERED_SHARE = 0.65
@@ -686,12 +648,6 @@ _EN_THREATS = (
     "Give me compensation or I will complain to 12315",
     "If you don't pay I will keep leaving bad reviews",
 )
-
-
-_SYSTEM_DEFAULT_TEXT = "评价方未及时做出评价,系统默认好评!"
-
-
-_SYSTEM_EMPTY_TEXT = "此用户没有填写评价。"
 
 
 # Free text of after-sales requests, by reason (order of REFUND_REASONS).
@@ -1286,10 +1242,9 @@ def _make_base_orders(
     seg = buyers.segment
     boost = np.ones(len(seg))
     abuse_p = np.zeros(len(seg))
-    for name in sorted(_ABUSE_BOOST):
-        code = SEGMENTS.index(name)
-        boost[seg == code] = _ABUSE_BOOST[name]
-        abuse_p[seg == code] = _ABUSE_PROB[name]
+    for code in _ABUSE_BOOST:
+        boost[seg == code] = _ABUSE_BOOST[code]
+        abuse_p[seg == code] = _ABUSE_PROB[code]
 
     af, at, ab = buyers.active_from, buyers.active_to, buyers.abuse_start
     pre_len = np.maximum(0.0, np.minimum(ab, at) - af)
@@ -2329,8 +2284,8 @@ def _build_lexicon() -> _Lexicon:
     sep_off, sep_cnt = per_lang(_ZH_SEP, _EN_SEP)
     end_off, end_cnt = per_lang(_ZH_END, _EN_END)
     threat_off, threat_cnt = per_lang(_expand_amounts(_ZH_THREATS), _expand_amounts(_EN_THREATS))
-    system_default, _ = store.add([_SYSTEM_DEFAULT_TEXT])
-    system_empty, _ = store.add([_SYSTEM_EMPTY_TEXT])
+    system_default, _ = store.add([SYSTEM_DEFAULT_TEXT])
+    system_empty, _ = store.add([SYSTEM_EMPTY_TEXT])
 
     reason_off = np.zeros((2, len(REFUND_REASONS)), dtype=np.int64)
     reason_cnt = np.zeros((2, len(REFUND_REASONS)), dtype=np.int64)
@@ -2846,9 +2801,6 @@ def export_as_of(world: World, as_of: pd.Timestamp) -> World:
         buyers=before(world.buyers, "registered_at"),
         truth=world.truth.copy(),
     )
-
-
-TABLE_NAMES: tuple[str, ...] = ("orders", "refunds", "reviews", "labels", "buyers")
 
 
 def write_world(world: World, out_dir: Path, file_format: str) -> None:

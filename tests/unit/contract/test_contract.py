@@ -9,17 +9,21 @@ from tests.fixtures import REPO
 
 from refundguard.contract.tables import (
     DTYPES,
-    LABEL_VALUES,
-    REFUND_REASONS,
-    REFUND_STATUSES,
-    REFUND_TYPES,
+    TABLE_NAMES,
     TABLES,
     TIME_DTYPE,
     contract_markdown,
     schema,
 )
+from refundguard.contract.vocabulary import (
+    LABEL_SOURCES,
+    LABEL_VALUES,
+    REFUND_REASONS,
+    REFUND_STATUSES,
+    REFUND_TYPES,
+)
 
-README = REPO / "README.md"
+CONTRACT_DOC = REPO / "docs" / "contract.md"
 START, END = "<!-- contract:start -->", "<!-- contract:end -->"
 
 REQUIRED = {
@@ -35,6 +39,7 @@ KEYS = {"orders": "order_id", "refunds": "refund_id", "reviews": "review_id", "l
 
 def test_table_names() -> None:
     assert list(TABLES) == ["orders", "refunds", "reviews", "labels", "buyers"]
+    assert TABLE_NAMES == tuple(TABLES)
     assert {n: t.required for n, t in TABLES.items()} == {
         "orders": True, "refunds": True, "reviews": True, "labels": True, "buyers": False
     }
@@ -75,6 +80,7 @@ def test_enums_match_the_constants() -> None:
     assert refunds.column("reason").values == REFUND_REASONS
     assert refunds.column("status").values == REFUND_STATUSES
     assert TABLES["labels"].column("label").values == LABEL_VALUES
+    assert all(source in TABLES["labels"].column("source").description for source in LABEL_SOURCES)
     assert REFUND_TYPES == ("refund_only", "return_refund", "exchange", "compensation")
     assert REFUND_STATUSES == ("pending", "approved", "rejected", "cancelled")
     assert LABEL_VALUES == (0, 1)
@@ -217,16 +223,17 @@ def test_markdown_is_deterministic() -> None:
     assert contract_markdown() == contract_markdown()
 
 
-def test_readme_contract_section_matches_contract_markdown() -> None:
-    assert README.is_file(), f"{README} is missing; it must hold the generated contract table"
-    text = README.read_text(encoding="utf-8")
-    assert text.count(START) == 1, f"README.md needs exactly one {START}"
-    assert text.count(END) == 1, f"README.md needs exactly one {END}"
+def test_docs_contract_section_matches_contract_markdown() -> None:
+    assert CONTRACT_DOC.is_file(), (
+        f"{CONTRACT_DOC} is missing; it must hold the generated contract table"
+    )
+    text = CONTRACT_DOC.read_text(encoding="utf-8")
+    assert text.count(START) == 1, f"docs/contract.md needs exactly one {START}"
+    assert text.count(END) == 1, f"docs/contract.md needs exactly one {END}"
     start = text.index(START) + len(START)
     end = text.index(END)
     assert start <= end, "contract markers are in the wrong order"
     section = text[start:end].strip("\n")
     assert section == contract_markdown().rstrip("\n"), (
-        "README.md's contract table is out of date; paste contract_markdown() between "
-        "the markers"
+        "docs/contract.md's contract table is out of date; run `python scripts/docs.py`"
     )

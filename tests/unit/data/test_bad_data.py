@@ -24,6 +24,7 @@ from refundguard.cli import app
 from refundguard.contract.tables import TABLES
 from refundguard.data.validate import ValidationResult, validate_tables
 from refundguard.errors import DataContractError
+from refundguard.paths import QUARANTINE_FILE_NAME, VALIDATION_REPORT_FILE_NAME
 from refundguard.stages.validate import main
 
 TZ = "Asia/Shanghai"
@@ -66,8 +67,8 @@ def reason_kind(reason: str) -> str:
 
 def assert_report_matches_quarantine_file(out: Path) -> None:
     """report.json's counts are exactly what quarantine.csv holds; no row unaccounted."""
-    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    q = pd.read_csv(out / "quarantine.csv", encoding="utf-8-sig", dtype={"row": "int64"})
+    report = json.loads((out / VALIDATION_REPORT_FILE_NAME).read_text(encoding="utf-8"))
+    q = pd.read_csv(out / QUARANTINE_FILE_NAME, encoding="utf-8-sig", dtype={"row": "int64"})
     assert set(q["table"]) <= set(report)
     assert set(q["action"]) <= {"row_rejected", "field_nulled"}
     for name, r in report.items():
@@ -93,7 +94,7 @@ def assert_report_matches_quarantine_file(out: Path) -> None:
 
 def quarantined(out: Path, table: str, action: str = "row_rejected") -> dict[int, str]:
     """1-based row -> reasons of one table's quarantine.csv lines with this action."""
-    q = pd.read_csv(out / "quarantine.csv", encoding="utf-8-sig", dtype={"row": "int64"})
+    q = pd.read_csv(out / QUARANTINE_FILE_NAME, encoding="utf-8-sig", dtype={"row": "int64"})
     q = q[(q["table"] == table) & (q["action"] == action)]
     return dict(zip(q["row"], q["reason"], strict=True))
 
@@ -208,9 +209,9 @@ def test_unusable_optional_field_is_nulled_in_the_files_and_the_row_kept(
     assert pd.isna(kept[column].iloc[row])
     got = quarantined(out, table, "field_nulled")
     assert set(got) == {row + 1} and reason in got[row + 1], got
-    q = pd.read_csv(out / "quarantine.csv", encoding="utf-8-sig", dtype={"row": "int64"})
+    q = pd.read_csv(out / QUARANTINE_FILE_NAME, encoding="utf-8-sig", dtype={"row": "int64"})
     assert json.loads(q["record"].iloc[0])[column] == value
-    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    report = json.loads((out / VALIDATION_REPORT_FILE_NAME).read_text(encoding="utf-8"))
     assert report[table]["rows_fields_nulled"] == 1
     assert report[table]["rows_quarantined"] == 0
     assert_report_matches_quarantine_file(out)
@@ -244,10 +245,10 @@ def test_exact_duplicates_are_collapsed_and_counted(tmp_path: Path, table: str,
     for _ in range(2):
         append_copy(table, row)(raw)
     _, out = run_files(tmp_path, raw)
-    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    report = json.loads((out / VALIDATION_REPORT_FILE_NAME).read_text(encoding="utf-8"))
     assert report[table]["duplicates_collapsed"] == 2
     assert report[table]["rows_in"] == len(raw[table])
-    assert pd.read_csv(out / "quarantine.csv", encoding="utf-8-sig").empty
+    assert pd.read_csv(out / QUARANTINE_FILE_NAME, encoding="utf-8-sig").empty
     ids = pd.read_parquet(out / f"{table}.parquet")[KEYS[table]].tolist()
     assert ids == raw_tables()[table][KEYS[table]].tolist()
     assert_report_matches_quarantine_file(out)
@@ -269,7 +270,7 @@ def test_long_text_and_control_characters_are_kept_cleaned_and_cut(tmp_path: Pat
     raw["reviews"].loc[1, "text"] = "很\x00好\x07用\x1b\x7f，第二行\n完"
     raw["refunds"].loc[0, "reason_text"] = "\x00" * 10 + "x" * 30_000
     _, out = run_files(tmp_path, raw)
-    assert pd.read_csv(out / "quarantine.csv", encoding="utf-8-sig").empty
+    assert pd.read_csv(out / QUARANTINE_FILE_NAME, encoding="utf-8-sig").empty
     reviews = pd.read_parquet(out / "reviews.parquet")
     assert reviews["text"].iloc[0] == "差" * MAX_TEXT
     assert reviews["text"].iloc[1] == "很好用，第二行\n完"

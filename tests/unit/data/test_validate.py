@@ -23,6 +23,11 @@ from refundguard.data.validate import (
     write_result,
 )
 from refundguard.errors import ConfigError, DataContractError
+from refundguard.paths import (
+    QUARANTINE_FILE_NAME,
+    VALIDATED_TABLE_SUFFIX,
+    VALIDATION_REPORT_FILE_NAME,
+)
 from refundguard.stages.validate import main
 
 TZ = "Asia/Shanghai"
@@ -932,20 +937,21 @@ def test_read_validate_write_round_trip(tmp_path: Path) -> None:
     out = tmp_path / "out"
     write_result(res, out)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{n}.parquet" for n in TABLES] + ["quarantine.csv", "report.json"]
+        [f"{n}{VALIDATED_TABLE_SUFFIX}" for n in TABLES]
+        + [QUARANTINE_FILE_NAME, VALIDATION_REPORT_FILE_NAME]
     )
     for name in TABLES:
         back = pd.read_parquet(out / f"{name}.parquet")
         pd.testing.assert_frame_equal(back, res.tables[name])
         for col in TABLES[name].columns:
             assert str(back[col.name].dtype) == str(res.tables[name][col.name].dtype)
-    q = pd.read_csv(out / "quarantine.csv", encoding="utf-8-sig")
+    q = pd.read_csv(out / QUARANTINE_FILE_NAME, encoding="utf-8-sig")
     total = sum(r["rows_quarantined"] for r in res.report.values())
     assert total == 3  # r1, o5 and o5's review v4
     assert len(q) == total
     assert list(q.columns) == list(QUARANTINE_COLUMNS)
-    assert (out / "quarantine.csv").read_bytes().startswith(b"\xef\xbb\xbf")
-    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert (out / QUARANTINE_FILE_NAME).read_bytes().startswith(b"\xef\xbb\xbf")
+    report = json.loads((out / VALIDATION_REPORT_FILE_NAME).read_text(encoding="utf-8"))
     assert report == json.loads(json.dumps(res.report))
     assert report["labels"]["duplicates_collapsed"] == 1
     assert_accounting(res)
@@ -953,7 +959,7 @@ def test_read_validate_write_round_trip(tmp_path: Path) -> None:
 
 def test_write_result_with_empty_quarantine(tmp_path: Path, clean: ValidationResult) -> None:
     write_result(clean, tmp_path)
-    q = pd.read_csv(tmp_path / "quarantine.csv", encoding="utf-8-sig")
+    q = pd.read_csv(tmp_path / QUARANTINE_FILE_NAME, encoding="utf-8-sig")
     assert q.empty and list(q.columns) == list(QUARANTINE_COLUMNS)
 
 
@@ -974,7 +980,7 @@ def test_main_uses_params_input_dir(tmp_path: Path) -> None:
     out = tmp_path / "validated"
     res = main(_params(tmp_path, in_dir), out)
     assert res.quarantine.empty
-    assert (out / "report.json").is_file() and (out / "quarantine.csv").is_file()
+    assert (out / VALIDATION_REPORT_FILE_NAME).is_file() and (out / QUARANTINE_FILE_NAME).is_file()
     reviews = pd.read_parquet(out / "reviews.parquet")
     assert reviews["text"].iloc[0] == "质量太"  # max_text_chars from the params file
     orders = pd.read_parquet(out / "orders.parquet")
@@ -1000,8 +1006,8 @@ def test_main_writes_quarantine_and_report_before_refusing(tmp_path: Path) -> No
     out = tmp_path / "validated"
     with pytest.raises(DataContractError, match=r"^orders: 2 of 5 rows rejected"):
         main(_params(tmp_path, in_dir), out, input_dir=in_dir)
-    q = pd.read_csv(out / "quarantine.csv", encoding="utf-8-sig")
-    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    q = pd.read_csv(out / QUARANTINE_FILE_NAME, encoding="utf-8-sig")
+    report = json.loads((out / VALIDATION_REPORT_FILE_NAME).read_text(encoding="utf-8"))
     assert report["orders"]["rows_quarantined"] == 2
     assert len(q) == sum(r["rows_quarantined"] for r in report.values())
     assert set(q.loc[q["table"] == "orders", "row"]) == {1, 2}
@@ -1158,12 +1164,12 @@ def test_quarantine_file_shows_the_action(tmp_path: Path) -> None:
     raw["orders"].loc[0, "delivered_at"] = "2025/13/45"
     raw["orders"].loc[1, "amount"] = "-1"
     write_result(run(raw), tmp_path)
-    q = pd.read_csv(tmp_path / "quarantine.csv", encoding="utf-8-sig")
+    q = pd.read_csv(tmp_path / QUARANTINE_FILE_NAME, encoding="utf-8-sig")
     assert list(q.columns) == list(QUARANTINE_COLUMNS)
     orders = q[q["table"] == "orders"].set_index("row")
     assert orders.loc[1, "action"] == "field_nulled"
     assert orders.loc[2, "action"] == "row_rejected"
-    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    report = json.loads((tmp_path / VALIDATION_REPORT_FILE_NAME).read_text(encoding="utf-8"))
     assert report["orders"]["fields_nulled"] == {"delivered_at: unparseable time": 1}
     assert report["orders"]["reasons"] == {"amount: must be >= 0": 1}
 

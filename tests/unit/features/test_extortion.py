@@ -15,6 +15,7 @@ import pytest
 import yaml
 from tests.fixtures import REPO
 
+from refundguard.contract.vocabulary import SYSTEM_EMPTY_TEXT
 from refundguard.errors import ConfigError, ModelError
 from refundguard.features.extortion import (
     DEMAND_LIKE,
@@ -376,7 +377,7 @@ def test_weak_labels_population_and_rules() -> None:
             ("r3", "o4", 10, 1, "很糟糕"),  # b3: partial refund 9 days later, outside window
             ("r4", "o4", 30, 1, "又坏了"),  # b3: partial refund 2 days earlier
             ("r5", "o3", 10, 5, "很好"),  # 5 stars: not in the population
-            ("r6", "o3", 11, 1, "此用户没有填写评价。"),  # system text: left out
+            ("r6", "o3", 11, 1, SYSTEM_EMPTY_TEXT),  # system text: left out
         ],
         [
             ("o2", 13, 100.0, "refund_only"),

@@ -20,7 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from refundguard.config import FeaturesParams
-from refundguard.contract.tables import REFUND_REASONS, REFUND_STATUSES, REFUND_TYPES
+from refundguard.contract.vocabulary import (
+    REFUND_REASONS,
+    REFUND_STATUSES,
+    REFUND_TYPES,
+    SYSTEM_DEFAULT_TEXT,
+)
 from refundguard.data.validate import validate_tables
 from refundguard.features.build import build_snapshots, compute_features
 from refundguard.features.catalog import build_catalog
@@ -50,7 +55,7 @@ TEXTS = (
     "不賠錢就給差評",
     "质量太差了，不赔钱就给差评",
     "refund me or I'll leave bad reviews everywhere",
-    "评价方未及时做出评价,系统默认好评!",
+    SYSTEM_DEFAULT_TEXT,
 )
 REASON_TEXTS = ("没收到货", "broken", "", None, "尺码不对")
 INSTANT = ("true", "false", None)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -7,16 +9,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from refundguard.config import PolicyParams
+from refundguard.config import (
+    EvaluateParams,
+    LightGBMParams,
+    Params,
+    PolicyParams,
+    TrainParams,
+    TuningParams,
+)
 from refundguard.errors import ConfigError
+from refundguard.model.bundle import TrainedModel, TrainingInfo
 from refundguard.model.evaluation import (
     MAX_HEADLINE,
     OPTIONS,
     PLAIN_FEATURES,
+    SCORERS,
     baseline_score,
     calibration_metrics,
     cost_table,
     curves,
+    evaluate,
     evaluate_scores,
     fit_comparators,
     fit_logistic,
@@ -28,7 +40,8 @@ from refundguard.model.evaluation import (
     truth_at_cutoff,
     write_plot_csv,
 )
-from refundguard.model.train import sample_rows
+from refundguard.model.policy import PolicyChoice
+from refundguard.model.train import sample_rows, train
 
 
 def test_evaluate_scores_model_beats_a_useless_baseline(rng: np.random.Generator) -> None:
@@ -262,3 +275,73 @@ def test_plot_csv_has_no_bom(tmp_path: Path) -> None:
     assert raw.startswith(b"fpr,tpr\n")
     assert list(pd.read_csv(out, encoding="utf-8").columns) == ["fpr", "tpr"]
     assert [p.name for p in out.parent.iterdir()] == ["roc_model.csv"]  # no temporary left
+
+
+def _snapshots(seed: int = 0, n_cutoffs: int = 10, rows: int = 250) -> pd.DataFrame:
+    """A small snapshot table in memory: two informative features among the plain ones."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for cutoff in pd.date_range("2024-01-01", periods=n_cutoffs, freq="28D", tz="UTC"):
+        x = rng.random((rows, len(PLAIN_FEATURES)))
+        p = 1 / (1 + np.exp(-(3 * x[:, 0] + 2 * x[:, 1] - 4)))
+        frame = pd.DataFrame(x, columns=list(PLAIN_FEATURES))
+        frame.insert(0, "buyer_id", [f"b{i}" for i in range(rows)])
+        frame.insert(1, "cutoff", cutoff)
+        frame["target"] = (rng.random(rows) < p).astype(int)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _trained(snaps: pd.DataFrame, params: Params) -> tuple[TrainedModel, PolicyChoice,
+                                                         TrainingInfo]:
+    result = train(snaps, list(PLAIN_FEATURES), {}, params.train, params.policy,
+                   seed=params.base.seed, horizon_days=28, period_days=28)
+    info = result.info(run_id="r", git_commit=None, data_hash=None, catalog_version="v")
+    return result.holdout, result.holdout_policy, info.for_model(result.holdout)
+
+
+def _params() -> Params:
+    fast = LightGBMParams(num_boost_round=60, early_stopping_rounds=20, min_data_in_leaf=5,
+                          num_leaves=8, learning_rate=0.2, num_threads=1)
+    return Params(
+        train=TrainParams(lightgbm=fast, tuning=TuningParams(n_trials=0), n_test_cutoffs=1,
+                          refit=False, monotone_increasing=()),
+        evaluate=EvaluateParams(ablation_max_train_rows=2000),
+    )
+
+
+def test_evaluate_core_runs_in_memory_and_leaves_its_inputs_alone() -> None:
+    params = _params()
+    snaps = _snapshots()
+    model, policy, info = _trained(snaps, params)
+    truth = pd.DataFrame({"buyer_id": [f"b{i}" for i in range(250)],
+                          "segment": ["size_bracketer"] * 200 + ["abuser"] * 50,
+                          "is_abuser": [False] * 200 + [True] * 50})
+    before, truth_before = snaps.copy(deep=True), truth.copy(deep=True)
+    result = evaluate(snaps, model, policy, info, params, truth=truth)
+    pd.testing.assert_frame_equal(snaps, before)
+    pd.testing.assert_frame_equal(truth, truth_before)
+    m = result.metrics
+    assert len(result.test) == 250 and set(result.test["cutoff"]) == set(info.time_split.test)
+    for name in SCORERS:
+        assert 0.0 <= m[f"{name}.average_precision"] <= 1.0
+        assert set(result.curves[name][0].columns) == {"fpr", "tpr"}
+    assert m["model.average_precision"] > m["model.positives"] / m["model.n"]
+    assert "ablation.full.average_precision" in m and "tuning.trials" in m
+    assert "truth.model.roc_auc" in m and "segment.size_bracketer.model_flag_rate" in m
+    assert m["policy.review_from"] == policy.bounds[1] and result.bounds == policy.bounds
+    assert list(result.score_frame.columns) == ["segment", "probability"]
+    assert sorted(result.importance["feature"]) == sorted(PLAIN_FEATURES)
+    assert 0 < len(headline(m)) <= MAX_HEADLINE
+    # Same inputs, same figures: nothing in the core depends on a file or the clock.
+    again = evaluate(snaps, model, policy, info, params, truth=truth).metrics
+    assert json.dumps(nest(again)) == json.dumps(nest(m))
+
+
+def test_evaluate_core_without_truth_labels_the_segments_by_target() -> None:
+    params = dataclasses.replace(_params(), evaluate=EvaluateParams(ablation=False))
+    snaps = _snapshots(seed=1)
+    model, policy, info = _trained(snaps, params)
+    result = evaluate(snaps, model, policy, info, params)
+    assert set(result.score_frame["segment"]) <= {"labeled abuser", "not labeled"}
+    assert not any(k.startswith(("truth.", "ablation.")) for k in result.metrics)

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refundguard.config import PolicyParams, params_from_dict
+from refundguard.contract.vocabulary import FLAGGED_TIERS, TIERS
 from refundguard.errors import ConfigError
 from refundguard.model.policy import (
     TIER_TEXT,
-    TIERS,
     PolicyChoice,
     assign_tiers,
     choose_bounds,
@@ -461,7 +461,7 @@ def _check_against_brute_force(prob: np.ndarray, y: np.ndarray, policy: PolicyPa
     assert sum(c.counts.values()) == prob.size
     assert c.cost_per_buyer == pytest.approx(c.cost / prob.size)
     # The limits hold.
-    flagged = np.isin(tiers, ["review", "restrict"])
+    flagged = np.isin(tiers, FLAGGED_TIERS)
     assert flagged.sum() / periods / period_days <= policy.review_capacity_per_day
     assert c.flagged_per_day == pytest.approx(flagged.sum() / periods / period_days)
     if (y == 0).any():

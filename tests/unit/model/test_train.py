@@ -11,24 +11,40 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from refundguard.config import LightGBMParams, SearchRange, TrainParams, TuningParams
-from refundguard.errors import ConfigError, DataContractError
-from refundguard.model.calibration import Calibrator
-from refundguard.model.train import (
+from refundguard.config import (
+    EvaluateParams,
+    LightGBMParams,
+    Params,
+    SearchRange,
+    TrainParams,
+    TuningParams,
+)
+from refundguard.errors import ConfigError, DataContractError, ModelError
+from refundguard.model.bundle import (
     HOLDOUT_DIR,
     TrainedModel,
+    TrainingInfo,
+    load_holdout_model,
+    load_model,
+    load_policy,
+    load_training_info,
+    model_files,
+    save_model,
+)
+from refundguard.model.calibration import Calibrator
+from refundguard.model.train import (
+    TrainingResult,
     brier,
     choose_calibration,
     crossfit_blocks,
     datasets,
     fit,
     fit_booster,
-    load_holdout_model,
-    load_model,
     monotone_vector,
     reference_distribution,
     rolling_scores,
     scaled_rounds,
+    train,
     train_model,
     tune,
 )
@@ -273,3 +289,132 @@ def test_holdout_loaders_fall_back_to_the_shipped_model(project: Path, tmp_path:
     shutil.rmtree(folder / HOLDOUT_DIR)
     assert (load_holdout_model(folder).booster.model_to_string()
             == load_model(folder).booster.model_to_string())
+
+
+# --- The model folder's facts (training.json) and the file-free training core. ---
+
+
+def tiny_snapshots(seed: int = 0, n_cutoffs: int = 10, rows: int = 250) -> pd.DataFrame:
+    """A small snapshot table in memory: two informative features among the plain ones."""
+    from refundguard.model.evaluation import PLAIN_FEATURES
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for cutoff in pd.date_range("2024-01-01", periods=n_cutoffs, freq="28D", tz="UTC"):
+        x = rng.random((rows, len(PLAIN_FEATURES)))
+        p = 1 / (1 + np.exp(-(3 * x[:, 0] + 2 * x[:, 1] - 4)))
+        frame = pd.DataFrame(x, columns=list(PLAIN_FEATURES))
+        frame.insert(0, "buyer_id", [f"b{i}" for i in range(rows)])
+        frame.insert(1, "cutoff", cutoff)
+        frame["target"] = (rng.random(rows) < p).astype(int)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def tiny_params() -> Params:
+    """Settings that train in a second on :func:`tiny_snapshots`."""
+    return Params(
+        train=TrainParams(
+            lightgbm=FAST, tuning=TuningParams(n_trials=0), n_test_cutoffs=1,
+            crossfit_blocks=2, monotone_increasing=("refunds_90d", "not_a_model_feature"),
+        ),
+        evaluate=EvaluateParams(ablation_max_train_rows=2000),
+    )
+
+
+def tiny_train(snapshots: pd.DataFrame, params: Params) -> TrainingResult:
+    return train(
+        snapshots,
+        [c for c in snapshots.columns if c not in ("buyer_id", "cutoff", "target")],
+        {"refunds_90d": 1},
+        params.train,
+        params.policy,
+        seed=params.base.seed,
+        horizon_days=28,
+        period_days=28,
+    )
+
+
+def test_train_core_runs_in_memory_and_leaves_its_input_alone() -> None:
+    snaps = tiny_snapshots()
+    before = snaps.copy(deep=True)
+    result = tiny_train(snaps, tiny_params())
+    pd.testing.assert_frame_equal(snaps, before)
+    assert result.shipped is not None and result.ships == "refit"
+    assert result.model is result.shipped.model
+    assert result.monotone_increasing == ("refunds_90d",)
+    assert result.rows["test"] == 250 and result.rows["train"] > 0
+    assert len(result.policy.bounds) == 3 and len(result.holdout_policy.bounds) == 3
+    assert result.model.predict(snaps.head(5)).shape == (5,)
+    info = result.info(run_id="r1", git_commit="c", data_hash="h", catalog_version="v")
+    assert info.ships == "refit" and info.horizon == {"days": 28, "source": "params"}
+    assert info.time_split == result.split
+    assert info.lightgbm == result.tuned.params
+    assert info.shipped["rounds"] == result.shipped.rounds
+
+
+def test_train_core_without_refit_ships_the_held_out_model() -> None:
+    params = tiny_params()
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, refit=False))
+    result = tiny_train(tiny_snapshots(), params)
+    assert result.shipped is None and result.model is result.holdout
+    assert result.policy == result.holdout_policy
+    assert result.info(run_id="r", git_commit=None, data_hash=None,
+                       catalog_version="v").shipped == {}
+
+
+def _info() -> TrainingInfo:
+    return TrainingInfo(
+        run_id="r1",
+        catalog_version="cat",
+        split={"train": ["2024-01-01T00:00:00+00:00"], "valid": [], "calibration": [],
+               "test": ["2024-03-01T00:00:00+00:00"]},
+        horizon_days=28,
+        params={"lightgbm": dataclasses.asdict(FAST), "seed": 1, "calibration": "auto"},
+        features=("a", "b"),
+        best_iteration=7,
+        git_commit="abc",
+        data_hash="def",
+        tuning={"trials": [], "folds": [], "timed_out": False},
+        monotone_increasing=("a",),
+    )
+
+
+def test_training_info_round_trips_through_json_with_the_same_keys() -> None:
+    info = _info()
+    data = json.loads(json.dumps(info.to_dict()))
+    assert TrainingInfo.from_dict(data) == info
+    assert set(data) == {
+        "run_id", "git_commit", "data_hash", "catalog_version", "split", "horizon_days",
+        "horizon", "period_days", "valid_metrics", "ships", "holdout", "shipped",
+        "dropped_features", "tuning", "reweight", "monotone_increasing", "params",
+        "features", "best_iteration", "calibration_brier", "calibration_method",
+    }
+    assert info.lightgbm == FAST
+    assert info.time_split.test == (pd.Timestamp("2024-03-01", tz="UTC"),)
+
+
+@pytest.mark.parametrize("key", TrainingInfo.REQUIRED)
+def test_training_info_refuses_a_file_missing_a_required_key(key: str) -> None:
+    data = _info().to_dict()
+    del data[key]
+    with pytest.raises(ModelError, match=f"missing {key}") as caught:
+        TrainingInfo.from_dict(data)
+    assert "\n" not in str(caught.value)
+
+
+def test_saved_folder_reads_back(tmp_path: Path) -> None:
+    result = tiny_train(tiny_snapshots(), tiny_params())
+    info = result.info(run_id="r", git_commit=None, data_hash=None, catalog_version="v")
+    save_model(result.holdout, tmp_path, info, policy=result.holdout_policy,
+               reference=result.holdout_reference)
+    loaded = load_model(tmp_path)
+    assert loaded.features == result.holdout.features
+    assert loaded.best_iteration == result.holdout.best_iteration
+    assert load_policy(tmp_path) == result.holdout_policy
+    written = load_training_info(tmp_path)
+    assert written == info.for_model(result.holdout)
+    assert set(model_files(tmp_path)) == {"booster", "calibration", "policy", "reference"}
+    (tmp_path / "training.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ModelError, match="missing"):
+        load_model(tmp_path)

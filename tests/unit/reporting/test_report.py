@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 
 from refundguard.config import FeaturesParams
+from refundguard.contract.vocabulary import LOOKALIKE_SEGMENTS, TIERS
 from refundguard.features.catalog import build_catalog
-from refundguard.model.policy import NEVER, TIER_TEXT, TIERS
+from refundguard.model.policy import NEVER, TIER_TEXT
 from refundguard.reporting import html as report
 from refundguard.reporting.html import (
-    LOOKALIKES,
     OPTION_LABELS,
     ReportData,
     calibration_plot,
@@ -218,7 +218,7 @@ def test_missing_cost_metrics_show_a_dash(fast_plots: None) -> None:
     ("rates", "caught", "worst", "pct"),
     [
         ({"household": 0.01}, False, "household", "1.00%"),
-        ({s: 0.005 for s in LOOKALIKES}, False, None, "0.50%"),
+        ({s: 0.005 for s in LOOKALIKE_SEGMENTS}, False, None, "0.50%"),
         ({"size_bracketer": 0.02, "household": 0.015}, False, "size_bracketer", "2.00%"),
         ({"size_bracketer": 0.0201, "household": 0.015}, True, "size_bracketer", "2.01%"),
         ({"logistics_victim": 0.25, "picky_reviewer": 0.01}, True, "logistics_victim", "25.00%"),

@@ -12,13 +12,21 @@ import pandas as pd
 import yaml
 from tests.fixtures import project_env, run
 
-from refundguard.model.train import load_model, split_from_info, split_rows
+from refundguard.model.bundle import (
+    ARTIFACTS,
+    content_id,
+    load_model,
+    load_training_info,
+    model_files,
+    model_version,
+)
+from refundguard.model.train import split_rows
 
 
 def _test_rows(project: Path) -> pd.DataFrame:
-    info = json.loads((project / "models/model/training.json").read_text(encoding="utf-8"))
+    info = load_training_info(project / "models/model")
     snaps = pd.read_parquet(project / "data/features/snapshots.parquet")
-    return split_rows(snaps, split_from_info(info))["test"]
+    return split_rows(snaps, info.time_split)["test"]
 
 
 def test_scorer_folder_is_mlflow_pyfunc_from_code(project: Path) -> None:
@@ -66,11 +74,8 @@ def test_fresh_process_pyfunc_gives_training_scores(project: Path, tmp_path: Pat
 
 
 def test_scorer_json_names_the_model_by_content(project: Path) -> None:
-    from refundguard.serving.export import model_artifacts, model_version
-    from refundguard.serving.scorer import ARTIFACTS
-
     cfg = json.loads((project / "models/scorer/artifacts/scorer.json").read_text(encoding="utf-8"))
-    expected = model_version(model_artifacts(project / "models/model"))
+    expected = model_version(project / "models/model")
     assert cfg["model_version"] == expected == cfg["metadata"]["model_version"]
     assert "bounds" not in cfg and "policy" in ARTIFACTS  # the bounds are policy.json
     mlmodel = yaml.safe_load((project / "models/scorer/MLmodel").read_text(encoding="utf-8"))
@@ -80,8 +85,6 @@ def test_scorer_json_names_the_model_by_content(project: Path) -> None:
 
 
 def test_every_scorer_artifact_is_exported(project: Path) -> None:
-    from refundguard.serving.scorer import ARTIFACTS
-
     art = project / "models/scorer/artifacts"
     for name, file in ARTIFACTS.items():
         if name != "sentiment":
@@ -94,19 +97,17 @@ def test_every_scorer_artifact_is_exported(project: Path) -> None:
 def test_model_version_is_a_content_id(project: Path, tmp_path: Path) -> None:
     import shutil
 
-    from refundguard.serving.export import model_artifacts, model_version
-
     copy = tmp_path / "model"
     shutil.copytree(project / "models/model", copy)
-    files = model_artifacts(copy)
-    first = model_version(files)
-    assert first == model_version(model_artifacts(project / "models/model"))
+    files = model_files(copy)
+    first = content_id(files)
+    assert first == model_version(copy) == model_version(project / "models/model")
     assert first.startswith("rg-") and len(first) == 15
     (copy / "training.json").write_text("{}", encoding="utf-8")  # not a model file
-    assert model_version(files) == first
+    assert content_id(files) == first
     calibration = files["calibration"]
     calibration.write_bytes(calibration.read_bytes() + b" ")
-    assert model_version(files) != first
+    assert content_id(files) != first
 
 
 def test_export_registers_the_first_model_as_champion(project: Path) -> None:

@@ -15,8 +15,8 @@ from refundguard.errors import InputError, ModelError
 from refundguard.features.build import compute_features, load_validated
 from refundguard.features.catalog import NO_HISTORY, has_history
 from refundguard.features.events import prepare_events
+from refundguard.model.bundle import load_model
 from refundguard.model.policy import assign_tiers
-from refundguard.model.train import load_model
 from refundguard.serving.reasons import SEPARATOR, format_value
 from refundguard.serving.scorer import (
     HISTORY_FEATURES,
