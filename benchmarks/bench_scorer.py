@@ -195,8 +195,9 @@ def run(root: Path, batch_rows: int, calls: int) -> dict[str, Any]:
     import mlflow.pyfunc
     import onnxruntime as ort
 
+    from refundguard.model.bundle import split_from_info
     from refundguard.model.policy import risk_score
-    from refundguard.model.train import split_from_info, split_rows
+    from refundguard.model.train import split_rows
     from refundguard.serving.onnx import (
         INPUT_NAME,
         ONNX_FILE,

@@ -142,7 +142,7 @@ def validate(
         if r.get("mapped_columns"):
             mapped = ", ".join(f"{k} -> {v}" for k, v in r["mapped_columns"].items())
             typer.echo(f"{'':8s} columns mapped: {mapped}")
-    typer.echo(f"quarantine: {out / 'quarantine.csv'}")
+    typer.echo(f"quarantine: {out / paths.QUARANTINE_FILE_NAME}")
 
 
 @app.command()
@@ -296,7 +296,8 @@ def _report_unknown(ids: list[str], unknown: Any) -> None:
 
 
 def _tier_summary(counts: dict[str, int]) -> str:
-    known = ("trusted", "standard", "review", "restrict")
+    from refundguard.contract.vocabulary import TIERS as known
+
     order = [*known, *sorted(t for t in counts if t not in known)]
     return ", ".join(f"{t} {int(counts.get(t, 0)):,}" for t in order)
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from refundguard import paths
+from refundguard.contract.vocabulary import TIERS
 from refundguard.errors import ConfigError
 from refundguard.paths import PARAMS_FILE, PROJECT_ROOT
 
@@ -385,11 +386,11 @@ class EvaluateParams:
 
 
 def _default_prevented() -> dict[str, float]:
-    return {"trusted": 0.0, "standard": 0.3, "review": 0.85, "restrict": 1.0}
+    return dict(zip(TIERS, (0.0, 0.3, 0.85, 1.0), strict=True))
 
 
 def _default_friction() -> dict[str, float]:
-    return {"trusted": 0.0, "standard": 0.1, "review": 1.0, "restrict": 4.0}
+    return dict(zip(TIERS, (0.0, 0.1, 1.0, 4.0), strict=True))
 
 
 @dataclass(frozen=True)
@@ -704,7 +705,7 @@ _TUNABLE = frozenset(
 
 
 def _check_policy(pol: PolicyParams) -> None:
-    tiers = ("trusted", "standard", "review", "restrict")
+    tiers = TIERS
     for name, table in (("loss_prevented", pol.loss_prevented), ("friction", pol.friction)):
         if sorted(table) != sorted(tiers):
             raise ConfigError(f"params: policy.{name} needs exactly the tiers {list(tiers)}")

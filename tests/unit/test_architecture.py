@@ -4,7 +4,7 @@ Layers from top to bottom (a module may import its own layer's package and any l
 below, never one above; packages on one layer are independent of each other):
 
     __main__ > cli > stages > serving | reporting > model > features | sim > data
-    > contract > config > paths | progress > errors
+    > config > contract > paths | progress > errors
 
 The package root (``refundguard/__init__.py``) only names ``__version__`` and a lazy
 ``Scorer``; it sits at the bottom for importers and is not itself checked.
@@ -29,8 +29,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("model",),
     ("features", "sim"),
     ("data",),
-    ("contract",),
     ("config",),
+    ("contract",),
     ("paths", "progress"),
     ("errors",),
     ("__init__",),

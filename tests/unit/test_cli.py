@@ -23,7 +23,7 @@ def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     for cmd in ("simulate", "validate", "sentiment", "featurize", "train", "evaluate", "export",
-                "score"):
+                "score", "case", "consistency", "model"):
         assert cmd in result.output
 
 

@@ -41,6 +41,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from refundguard.config import LightGBMParams, Params, PolicyParams
+from refundguard.contract.vocabulary import (
+    DEFAULT_TIER,
+    FIRST_FLAGGED_TIER,
+    FLAGGED_TIERS,
+    LOOKALIKE_SEGMENTS,
+)
 from refundguard.data.io import atomic_path
 from refundguard.errors import ConfigError
 from refundguard.features.catalog import FEATURE_GROUPS, build_catalog
@@ -71,7 +77,7 @@ SCORERS = ("model", "plain", "baseline", "logistic")
 FITTED = ("logistic", "plain")
 
 
-HONEST_LOOKALIKES = ("size_bracketer", "logistics_victim", "picky_reviewer", "household")
+HONEST_LOOKALIKES = LOOKALIKE_SEGMENTS
 
 
 REPORT_FILE = "report.html"
@@ -606,8 +612,8 @@ def option_tiers(
     """
     n = len(baseline_flag)
     out = {
-        "no_model": np.full(n, "standard", dtype=object),
-        "baseline": np.where(baseline_flag, "review", "standard").astype(object),
+        "no_model": np.full(n, DEFAULT_TIER, dtype=object),
+        "baseline": np.where(baseline_flag, FIRST_FLAGGED_TIER, DEFAULT_TIER).astype(object),
     }
     for name, (prob, bounds) in tiered.items():
         out[name] = assign_tiers(prob, bounds)
@@ -672,7 +678,7 @@ def write_plot_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _flagged(tiers: np.ndarray) -> np.ndarray:
-    return np.isin(tiers, ["review", "restrict"])
+    return np.isin(tiers, FLAGGED_TIERS)
 
 
 def fit_comparators(

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+from refundguard.contract.vocabulary import TIERS
 from refundguard.model.policy import TIER_TEXT
 from refundguard.serving.case import CASE_FORMAT, Case, CaseReason
 
@@ -27,13 +28,8 @@ LANGUAGES: tuple[Language, ...] = ("zh", "en")
 
 
 TIER_LABELS: Mapping[Language, Mapping[str, str]] = {
-    "zh": {"trusted": "信任", "standard": "标准", "review": "人工审核", "restrict": "限制"},
-    "en": {
-        "trusted": "Trusted",
-        "standard": "Standard",
-        "review": "Review",
-        "restrict": "Restrict",
-    },
+    "zh": dict(zip(TIERS, ("信任", "标准", "人工审核", "限制"), strict=True)),
+    "en": dict(zip(TIERS, ("Trusted", "Standard", "Review", "Restrict"), strict=True)),
 }
 
 

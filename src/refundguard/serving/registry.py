@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from refundguard.contract.vocabulary import TIERS
 from refundguard.errors import ModelError
 from refundguard.model import tracking
 from refundguard.model.bundle import POLICY_FILE, SCORER_FILE
@@ -515,7 +516,7 @@ def info_text(info: dict[str, Any]) -> str:
         tags = "".join(f", @{a}" for a in reg["aliases"])
         where = f"  (models:/{reg['name']}/{reg['version']}{tags})"
     bounds = info.get("bounds") or []
-    names = ("standard", "review", "restrict")
+    names = TIERS[1:]  # the bounds start each tier after the first
     tiers = ", ".join(f"{t} from {b:.4g}" for t, b in zip(names, bounds, strict=False))
     metrics = _headline_metrics(info.get("metrics") or {})
     split = info.get("split") or {}

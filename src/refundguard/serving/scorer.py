@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from refundguard.config import FeaturesParams
+from refundguard.contract.vocabulary import FIRST_FLAGGED_TIER
 from refundguard.data.io import read_json
 from refundguard.errors import InputError, ModelError
 from refundguard.features.build import compute_features
@@ -513,7 +514,7 @@ class Scorer:
         zh[fresh], en[fresh] = NO_HISTORY.zh, NO_HISTORY.en
         if reasons:
             # Reasons for the buyers held: review and restrict.
-            flagged = np.flatnonzero(code >= TIERS.index("review"))
+            flagged = np.flatnonzero(code >= TIERS.index(FIRST_FLAGGED_TIER))
             for start in range(0, flagged.size, chunk_size):
                 rows = flagged[start : start + chunk_size]
                 contrib = rs.contributions(self.booster, x[rows], self.num_threads)

@@ -16,7 +16,7 @@ from refundguard.model.consistency import (
     ConsistencyReport,
     check_snapshots,
 )
-from refundguard.paths import FEATURES_DIR, PARAMS_FILE
+from refundguard.paths import FEATURES_DIR, MANIFEST_FILE_NAME, PARAMS_FILE, SNAPSHOTS_FILE_NAME
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ def main(
         The report.
     """
     params = load_params(params_path)
-    snapshots = pd.read_parquet(features_dir / "snapshots.parquet")
-    manifest = read_json(features_dir / "manifest.json")
+    snapshots = pd.read_parquet(features_dir / SNAPSHOTS_FILE_NAME)
+    manifest = read_json(features_dir / MANIFEST_FILE_NAME)
     horizon = manifest.get("horizon", {}).get("days") or params.base.horizon_days
     if horizon is None:
         raise DataContractError(

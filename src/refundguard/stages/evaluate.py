@@ -37,6 +37,7 @@ from refundguard.paths import (
     PARAMS_FILE,
     PLOTS_DIR,
     REPORTS_DIR,
+    SNAPSHOTS_FILE_NAME,
 )
 from refundguard.serving.gate import judge
 
@@ -77,7 +78,7 @@ def main(
     info = load_training_info(model_dir)
     truth_path = params.data.truth_path()
     result = evaluate(
-        pd.read_parquet(features_dir / "snapshots.parquet"),
+        pd.read_parquet(features_dir / SNAPSHOTS_FILE_NAME),
         load_holdout_model(model_dir),
         load_holdout_policy(model_dir),
         info,

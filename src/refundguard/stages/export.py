@@ -19,6 +19,7 @@ from refundguard.paths import (
     PARAMS_FILE,
     SCORER_DIR,
     SENTIMENT_MODEL_DIR,
+    SNAPSHOTS_FILE_NAME,
 )
 from refundguard.serving.export import (
     GATE_FILE,
@@ -74,7 +75,7 @@ def main(
             Path(t),
             info,
             files,
-            pd.read_parquet(features_dir / "snapshots.parquet"),
+            pd.read_parquet(features_dir / SNAPSHOTS_FILE_NAME),
             params.features,
             metrics=metrics,
             timezone=params.base.timezone,

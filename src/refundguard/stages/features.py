@@ -15,7 +15,15 @@ from refundguard.features.build import SparkBuild, build_snapshots, load_validat
 from refundguard.features.catalog import build_catalog, catalog_version
 from refundguard.features.events import prepare_events
 from refundguard.features.timesplit import make_cutoffs, resolve_horizon
-from refundguard.paths import FEATURES_DIR, PARAMS_FILE, SENTIMENT_DIR, VALIDATED_DIR
+from refundguard.paths import (
+    FEATURES_DIR,
+    MANIFEST_FILE_NAME,
+    PARAMS_FILE,
+    REVIEW_SENTIMENT_FILE_NAME,
+    SENTIMENT_DIR,
+    SNAPSHOTS_FILE_NAME,
+    VALIDATED_DIR,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +54,7 @@ def main(
     """
     params = load_params(params_path)
     tables = load_validated(validated_dir)
-    sentiment_file = sentiment_dir / "review_sentiment.parquet"
+    sentiment_file = sentiment_dir / REVIEW_SENTIMENT_FILE_NAME
     horizon = resolve_horizon(tables, params.base)
     log.info(
         "features: label horizon %d days (%s, %d label delays measured)",
@@ -90,7 +98,7 @@ def main(
                 active_days=params.features.active_days,
                 progress=step,
             )
-    write_parquet(snaps, out_dir / "snapshots.parquet")
+    write_parquet(snaps, out_dir / SNAPSHOTS_FILE_NAME)
     write_json(
         {
             "catalog_version": catalog_version(catalog),
@@ -100,6 +108,6 @@ def main(
             "rows": len(snaps),
             "positives": int(snaps["target"].sum()),
         },
-        out_dir / "manifest.json",
+        out_dir / MANIFEST_FILE_NAME,
     )
     return snaps

@@ -19,9 +19,11 @@ from refundguard.features.sentiment import (
 )
 from refundguard.paths import (
     PARAMS_FILE,
+    REVIEW_SENTIMENT_FILE_NAME,
     SENTIMENT_DIR,
     SENTIMENT_MODEL_DIR,
     VALIDATED_DIR,
+    VALIDATED_TABLE_SUFFIX,
     require_project,
 )
 
@@ -54,7 +56,7 @@ def main(
     require_project(params_path)
     params = load_params(params_path)
     sp_ = params.sentiment
-    reviews = pd.read_parquet(validated_dir / "reviews.parquet")
+    reviews = pd.read_parquet(validated_dir / f"reviews{VALIDATED_TABLE_SUFFIX}")
     texts, y = training_pairs(reviews)
     model_dir.mkdir(parents=True, exist_ok=True)
     if len(texts) < sp_.min_labeled_reviews or len(set(y.tolist())) < 2:
@@ -69,7 +71,7 @@ def main(
         empty = pd.DataFrame(
             {"review_id": pd.Series(dtype="str"), "sentiment": pd.Series(dtype="float64")}
         )
-        write_parquet(empty, out_dir / "review_sentiment.parquet")
+        write_parquet(empty, out_dir / REVIEW_SENTIMENT_FILE_NAME)
         return None
     model = ReviewSentiment(
         ngram_min=sp_.ngram_min,
@@ -82,6 +84,6 @@ def main(
     ).fit(texts, y)
     model.save(model_dir)
     write_json({"trained": True, "rated_texts": len(texts)}, model_dir / STATUS_FILE)
-    write_parquet(predict_reviews(model, reviews), out_dir / "review_sentiment.parquet")
+    write_parquet(predict_reviews(model, reviews), out_dir / REVIEW_SENTIMENT_FILE_NAME)
     log.info("sentiment: trained on %d rated texts", len(texts))
     return model

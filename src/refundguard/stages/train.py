@@ -21,8 +21,10 @@ from refundguard.model.consistency import CONSISTENCY_DIR, CONSISTENCY_FILE
 from refundguard.model.train import TrainingResult, TuningResult, train
 from refundguard.paths import (
     FEATURES_DIR,
+    MANIFEST_FILE_NAME,
     MODEL_DIR,
     PARAMS_FILE,
+    SNAPSHOTS_FILE_NAME,
     VALIDATED_DIR,
 )
 
@@ -144,8 +146,8 @@ def main(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     params = load_params(params_path)
-    snapshots = pd.read_parquet(features_dir / "snapshots.parquet")
-    manifest = read_json(features_dir / "manifest.json")
+    snapshots = pd.read_parquet(features_dir / SNAPSHOTS_FILE_NAME)
+    manifest = read_json(features_dir / MANIFEST_FILE_NAME)
     consistency: dict[str, Any] = {}
     if consistency_file is not None and consistency_file.is_file():
         consistency = read_json(consistency_file)

@@ -16,9 +16,10 @@ import pytest
 from refundguard import Scorer
 from refundguard.errors import ModelError
 from refundguard.features.catalog import NO_HISTORY
+from refundguard.model.bundle import split_from_info
 from refundguard.model.calibration import Calibrator
 from refundguard.model.policy import risk_score
-from refundguard.model.train import split_from_info, split_rows
+from refundguard.model.train import split_rows
 from refundguard.serving.onnx import (
     INPUT_NAME,
     ONNX_FILE,

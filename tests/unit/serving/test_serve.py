@@ -22,7 +22,8 @@ import pytest
 from tests.fixtures import VENV_BIN, project_env
 
 from refundguard import Scorer
-from refundguard.model.train import split_from_info, split_rows
+from refundguard.model.bundle import split_from_info
+from refundguard.model.train import split_rows
 
 STARTUP_SECONDS = 180
 
