@@ -343,6 +343,11 @@ class TrainParams:
         crossfit_blocks: Blocks of consecutive cutoffs for the shipped model's
             out-of-time calibration: each block is scored by a booster fitted on the
             cutoffs at least H away from it.
+        negative_share: Share of the negative training rows the boosters fit on (every
+            positive kept; negatives sampled with the seed, each kept one weighted
+            1 / share so that the booster still sees the full data's class balance).
+            1.0 keeps every row. For data too large to fit at once; calibration and
+            tiers are always fitted on unsampled rows.
     """
 
     n_valid_cutoffs: int = 1
@@ -360,6 +365,7 @@ class TrainParams:
     calibration: Literal["auto", "isotonic", "platt"] = "auto"
     refit: bool = True
     crossfit_blocks: int = 4
+    negative_share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -668,6 +674,10 @@ def _check(p: Params) -> None:
         raise ConfigError("params: train.n_*_cutoffs must each be >= 1")
     if t.crossfit_blocks < 2:
         raise ConfigError("params: train.crossfit_blocks must be >= 2")
+    if not 0.0 < t.negative_share <= 1.0:
+        raise ConfigError(
+            f"params: train.negative_share must be in (0, 1], got {t.negative_share}"
+        )
     if t.tuning.n_trials < 0 or t.tuning.n_folds < 1 or t.tuning.max_train_rows < 1:
         raise ConfigError(
             "params: train.tuning needs n_trials >= 0, n_folds >= 1 and max_train_rows >= 1"

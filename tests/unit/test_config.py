@@ -261,6 +261,8 @@ def test_fixed_policy_bounds_are_accepted() -> None:
         ({"tuning": {"search_space": {"num_leaves": {"low": 9, "high": 3}}}}, "low <= high"),
         ({"reweight": "sometimes"}, "reweight"),
         ({"calibration": "beta"}, "calibration"),
+        ({"negative_share": 0}, "negative_share"),
+        ({"negative_share": 1.5}, "negative_share"),
     ],
 )
 def test_bad_train_settings_are_named(train: dict[str, object], match: str) -> None:

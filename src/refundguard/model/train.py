@@ -179,6 +179,46 @@ def sample_rows(frame: pd.DataFrame, max_rows: int, *, seed: int) -> pd.DataFram
     return frame.iloc[keep].reset_index(drop=True)
 
 
+# A row's training weight, when negatives were sampled (sample_negatives); absent: 1.
+WEIGHT_COLUMN = "_weight"
+
+
+def sample_negatives(frame: pd.DataFrame, share: float, *, seed: int) -> pd.DataFrame:
+    """Every positive and a seeded ``share`` of the negatives, the negatives weighted back.
+
+    Negative down-sampling with weights is the standard way to fit a booster on more
+    rows than fit at once (e.g. He et al., "Practical lessons from predicting clicks on
+    ads at Facebook", 2014): with every kept negative weighted 1 / share, the weighted
+    class balance and the booster's raw scores stay those of the full data (in
+    expectation); what it costs is variance on the negative side, which grows as the
+    share falls. On a 4,000-row table with a 22% base rate, keeping 30% of the negatives,
+    a booster's mean prediction was 0.267 with the weights, 0.426 without, 0.219 on all
+    rows (tests/unit/model/test_train.py). Calibration is fitted elsewhere, on unsampled
+    rows, which removes what is left of the shift.
+
+    Args:
+        frame: Rows with a ``target`` column (not changed).
+        share: Share of the negatives kept, in (0, 1]; 1 returns ``frame`` itself.
+        seed: Random seed.
+
+    Returns:
+        The kept rows in their original order, with a :data:`WEIGHT_COLUMN`.
+    """
+    if share >= 1.0:
+        return frame
+    negative = np.flatnonzero(frame["target"].to_numpy() == 0)
+    rng = np.random.default_rng(seed)
+    kept = rng.choice(negative, size=round(negative.size * share), replace=False)
+    keep = np.sort(np.concatenate([np.flatnonzero(frame["target"].to_numpy() == 1), kept]))
+    out = frame.iloc[keep].reset_index(drop=True)
+    weight = np.where(out["target"].to_numpy() == 1, 1.0, 1.0 / share)
+    return out.assign(**{WEIGHT_COLUMN: weight})
+
+
+def _weights(frame: pd.DataFrame) -> np.ndarray | None:
+    return frame[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in frame.columns else None
+
+
 def _matrix(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
     return frame.loc[:, list(features)].to_numpy(dtype="float64")
 
@@ -259,6 +299,7 @@ def datasets(
     dtrain = lgb.Dataset(
         _matrix(train, features),
         label=train["target"].to_numpy(),
+        weight=_weights(train),
         feature_name=list(features),
         params=ds_params,
         free_raw_data=False,
@@ -648,7 +689,7 @@ def fit(
         )
     check["reweighted"] = balanced
     model = train_model(
-        rows["train"],
+        sample_negatives(rows["train"], tp.negative_share, seed=seed),
         rows["valid"],
         features,
         tuned.params,
@@ -708,6 +749,7 @@ def fit_rounds(
     data = lgb.Dataset(
         _matrix(frame, features),
         label=frame["target"].to_numpy(),
+        weight=_weights(frame),
         feature_name=list(features),
         params={"max_bin": params.max_bin, "feature_pre_filter": False, "verbosity": -1},
     )
@@ -782,6 +824,7 @@ def refit_for_shipping(
     seed: int,
     monotone: Sequence[int] = (),
     scale_pos_weight: float = 1.0,
+    negative_share: float = 1.0,
     on_step: Callable[[], None] | None = None,
 ) -> tuple[ShippedModel, pd.DataFrame]:
     """Refit the booster on every cutoff and calibrate it on out-of-time predictions.
@@ -804,6 +847,8 @@ def refit_for_shipping(
         seed: Random seed.
         monotone: Monotone constraints.
         scale_pos_weight: Weight of the positive class.
+        negative_share: Share of the negatives each booster fits on
+            (:func:`sample_negatives`); the out-of-time rows that calibrate are all kept.
         on_step: Called after each cross-fitting block and after the refit (progress).
 
     Returns:
@@ -817,8 +862,10 @@ def refit_for_shipping(
     _require_both_classes(snapshots, "refit")
     scored: list[pd.DataFrame] = []
     blocks = crossfit_blocks(sorted(snapshots["cutoff"].unique()), n_blocks, horizon_days)
-    for fit_cutoffs, block in blocks:
-        fit_rows = snapshots[snapshots["cutoff"].isin(list(fit_cutoffs))]
+    for i, (fit_cutoffs, block) in enumerate(blocks):
+        fit_rows = sample_negatives(
+            snapshots[snapshots["cutoff"].isin(list(fit_cutoffs))], negative_share, seed=seed + i
+        )
         rows = snapshots[snapshots["cutoff"].isin(list(block))]
         if fit_rows["target"].nunique() < 2:
             continue
@@ -847,9 +894,10 @@ def refit_for_shipping(
     _require_both_classes(oot, "out-of-time calibration")
     y = oot["target"].to_numpy()
     calibrator, cal_scores = choose_calibration(oot["raw"].to_numpy(), y, calibration, seed=seed)
-    rounds = scaled_rounds(holdout.best_iteration, fitted_rows, len(snapshots))
+    refit_rows = sample_negatives(snapshots, negative_share, seed=seed)
+    rounds = scaled_rounds(holdout.best_iteration, fitted_rows, len(refit_rows))
     booster = fit_rounds(
-        snapshots, features, params, rounds,
+        refit_rows, features, params, rounds,
         seed=seed, monotone=monotone, scale_pos_weight=scale_pos_weight,
     )
     if on_step is not None:
@@ -1046,7 +1094,8 @@ def train(
     if tp.refit:
         shipped, ship_policy, reference = _ship(
             snapshots, holdout, tuned.params, tp, policy, split,
-            fitted_rows=len(rows["train"]), seed=seed, horizon_days=horizon_days,
+            fitted_rows=_fitted_rows(rows["train"], tp.negative_share),
+            seed=seed, horizon_days=horizon_days,
             period_days=period_days,
             monotone=monotone_vector(features, monotone_names, directions),
             reweighted=bool(check["reweighted"]),
@@ -1069,6 +1118,12 @@ def train(
         calibration=tp.calibration,
         seconds=time.monotonic() - began,
     )
+
+
+def _fitted_rows(train_rows: pd.DataFrame, share: float) -> int:
+    """Rows the held-out booster fitted on: the positives and the kept negatives."""
+    positives = int(train_rows["target"].sum())
+    return positives + round((len(train_rows) - positives) * share)
 
 
 def _ship(
@@ -1097,6 +1152,7 @@ def _ship(
             seed=seed,
             monotone=monotone,
             scale_pos_weight=_balance(snapshots) if reweighted else 1.0,
+            negative_share=tp.negative_share,
             on_step=lambda: step(1),
         )
     # Tiers for the shipped model from its out-of-time probabilities on the latest
