@@ -46,6 +46,7 @@ import yaml
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from refundguard.config import SimulateParams, load_params
+from refundguard.contract.vocabulary import HONEST_SEGMENT, LOOKALIKE_SEGMENTS
 from refundguard.features.build import compute_features, load_validated
 from refundguard.features.catalog import build_catalog
 from refundguard.features.events import prepare_events
@@ -199,6 +200,29 @@ def judge(truth: pd.DataFrame, buyers: list[str], as_of: pd.Timestamp) -> np.nda
             & (start < as_of).fillna(False).to_numpy(dtype=bool)).astype(int)
 
 
+# Issue 14's yardstick: extortion reviewers caught at the flag rate where 1% of the honest
+# (not abusing at T) buyers are flagged, and the picky reviewers (honest, harsh reviews)
+# flagged at that same threshold.
+MAX_FPR = 0.01
+
+
+def segment_rates(
+    truth: pd.DataFrame, buyers: list[str], y: np.ndarray, score: np.ndarray
+) -> dict[str, float]:
+    """Recall of each abuser segment and flag rate of each honest one, at 1% FPR."""
+    by_buyer = truth.set_index("buyer_id").reindex(buyers)
+    segment = by_buyer["segment"].fillna(HONEST_SEGMENT).to_numpy()
+    threshold = float(np.quantile(score[y == 0], 1 - MAX_FPR))
+    flagged = score > threshold
+    out: dict[str, float] = {}
+    for name in sorted(set(segment)):
+        honest = name in (*LOOKALIKE_SEGMENTS, HONEST_SEGMENT)
+        mine = (segment == name) & (y == (0 if honest else 1))
+        if mine.sum() > 0:
+            out[name] = float(flagged[mine].mean())
+    return out
+
+
 def run_world(name: str, n_buyers: int, variant: str) -> dict[str, Any]:
     base = WORK / variant / name
     export = base / "project" / "data" / "export"
@@ -239,9 +263,32 @@ def run_world(name: str, n_buyers: int, variant: str) -> dict[str, Any]:
         "seconds": {"repro": round(repro_s, 1), "score": round(score_s, 1),
                     "total": round(time.monotonic() - began, 1)},
     }
+    ours_rates, plain_rates = (segment_rates(truth, buyers, y, ours),
+                               segment_rates(truth, buyers, y, plain))
+    out["at_1pct_fpr"] = {"refundguard": ours_rates, "plain": plain_rates}
+    out["extortion_recall_gain"] = (
+        ours_rates.get("extortion_reviewer", 0.0) - plain_rates.get("extortion_reviewer", 0.0)
+    )
     out["beats_plain"] = bool(out["refundguard"]["auc"] > out["plain"]["auc"]
                               and out["refundguard"]["ap"] > out["plain"]["ap"])
     return out
+
+
+def extortion_table(rows: list[dict[str, Any]]) -> str:
+    """Issue 14's table: extortion reviewers caught and picky reviewers flagged at 1% FPR."""
+    lines = [
+        "| world | extortion reviewers: refundguard | plain | gain | picky reviewers flagged: "
+        "refundguard | plain |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ours, plain = r["at_1pct_fpr"]["refundguard"], r["at_1pct_fpr"]["plain"]
+        lines.append(
+            f"| {r['world']} | {ours.get('extortion_reviewer', 0):.3f} "
+            f"| {plain.get('extortion_reviewer', 0):.3f} | {r['extortion_recall_gain']:+.3f} "
+            f"| {ours.get('picky_reviewer', 0):.3f} | {plain.get('picky_reviewer', 0):.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -294,6 +341,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.table:
         print(combined_table())
+        recorded = json.loads((RESULTS / "worlds.json").read_text())
+        print(extortion_table([r for r in recorded if "at_1pct_fpr" in r]))
         return
     rows = []
     for name in args.worlds:
@@ -309,6 +358,7 @@ def main() -> None:
     merged.sort(key=lambda r: list(WORLDS).index(r["world"]))
     path.write_text(json.dumps(merged, indent=2) + "\n")
     print(table(merged))
+    print(extortion_table([r for r in merged if "at_1pct_fpr" in r]))
 
 
 if __name__ == "__main__":

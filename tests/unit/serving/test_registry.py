@@ -17,8 +17,9 @@ from tests.fixtures import project_env
 
 from refundguard import Scorer
 from refundguard.errors import ModelError
-from refundguard.serving import export, registry
+from refundguard.serving import registry
 from refundguard.serving.registry import CHALLENGER, CHAMPION, gate, parse_uri
+from refundguard.stages import export
 
 NAME = "refundguard"
 NAN = math.nan
