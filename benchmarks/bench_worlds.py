@@ -139,9 +139,9 @@ def make_project(folder: Path, variant: str) -> None:
 def _env(folder: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    if folder.parts[-3] == "before":
-        # The project's own (older) code goes before the installed package.
-        env["PYTHONPATH"] = str(folder / "src")
+    # The project's own copy of the code goes before the installed package, so that a
+    # sweep measures the code it copied even while the working tree changes.
+    env["PYTHONPATH"] = str(folder / "src")
     env["REFUNDGUARD_ROOT"] = str(folder)
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
     env["REFUNDGUARD_QUIET"] = "1"
