@@ -329,7 +329,21 @@ def score(
             "instead of --data/--buyers/--as-of.",
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output file, .csv or .parquet.")] = Path("scores.csv"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output file: .csv or .xlsx for people (riskiest first, probabilities to 4 "
+            "digits; .xlsx adds a summary sheet per tier), .parquet or .json for machines "
+            "(input order, full precision, English names).",
+        ),
+    ] = Path("scores.csv"),
+    lang: Annotated[
+        str,
+        typer.Option(
+            help="Language of .csv/.xlsx: en, or zh for Chinese headers and tier names "
+            "(信任/标准/人工审核/限制).",
+        ),
+    ] = "en",
     encoding: Annotated[
         str | None, typer.Option(help="CSV encoding or auto (default: params).")
     ] = None,
@@ -342,20 +356,36 @@ def score(
     """Score a list of buyers from raw tables as of a date, or a file of feature rows.
 
     Buyer ids found in no table are reported on stderr and flagged known_buyer=false.
+    When the data folder holds deny_list and/or allow_list tables (CSV, xlsx or Parquet:
+    buyer_id, added_at, reason, added_by), a denied buyer is placed in restrict and an
+    allowed buyer at most in standard (deny wins for a buyer on both); the output keeps
+    the model's tier (model_tier) and records the override and its reason.
     """
+    import pandas as pd
+
     from refundguard.config import Params, load_params
-    from refundguard.data.io import write_csv, write_table
-    from refundguard.data.validate import validate_folder
+    from refundguard.data.io import write_csv
+    from refundguard.data.validate import validate_folder, validate_lists
+    from refundguard.serving.labels import LANGUAGES, check_language
+    from refundguard.serving.people import SCORE_SUFFIXES, write_scores
     from refundguard.serving.scorer import Scorer, check_as_of, last_event_time, unknown_buyers
 
     cfg = load_params(params) if params.is_file() else Params()
-    if out.suffix not in (".csv", ".parquet"):
-        raise InputError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    if out.suffix.lower() not in SCORE_SUFFIXES:
+        raise InputError(f"--out must end in {', '.join(SCORE_SUFFIXES)}, got {out.name!r}")
+    if lang not in LANGUAGES:
+        raise InputError(f"--lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
+    language = check_language(lang)
     if features is not None:
         from refundguard.serving.batch import log_progress, score_file
 
         if as_of or data is not None or buyers is not None:
             raise InputError("--features takes no --data, --buyers or --as-of")
+        if out.suffix.lower() not in (".csv", ".parquet") or language != "en":
+            raise InputError(
+                "--features streams machine-shaped .csv or .parquet (English, input order); "
+                "for .xlsx, .json or --lang zh score from --data"
+            )
         scorer = Scorer.load(model)
         batch = score_file(
             scorer,
@@ -372,9 +402,15 @@ def score(
     when = _parse_as_of(as_of, cfg.base.timezone)
     scorer = Scorer.load(model)
     buyer_ids = _read_buyer_list(buyers or Path("buyers.csv"))
-    result = validate_folder(cfg, data or paths.SIMULATED_DIR, encoding)
-    if len(result.quarantine):
-        q = result.quarantine
+    folder = data or paths.SIMULATED_DIR
+    result = validate_folder(cfg, folder, encoding)
+    lists = validate_lists(cfg, folder, encoding)
+    quarantine = pd.concat(
+        [q for q in (result.quarantine, lists.quarantine) if len(q)] or [result.quarantine],
+        ignore_index=True,
+    )
+    if len(quarantine):
+        q = quarantine
         action = q["action"] if "action" in q.columns else None
         rejected = int((action == "row_rejected").sum()) if action is not None else len(q)
         nulled = len(q) - rejected
@@ -390,11 +426,40 @@ def score(
     _report_unknown(buyer_ids, unknown)
     scores = scorer.score_events(result.tables, when, buyer_ids)
     scores["known_buyer"] = ~unknown
-    write_table(scores, out)
+    if lists.tables:
+        scores = _apply_lists(scores, lists.tables, when)
+    write_scores(scores, out, language)
     counts = {str(k): int(v) for k, v in scores["tier"].value_counts().items()}
     typer.echo(
         f"scored {len(scores):,} buyers as of {when.isoformat()} ({_tier_summary(counts)}) -> {out}"
     )
+
+
+def _apply_lists(scores: Any, tables: dict[str, Any], when: Any) -> Any:
+    """Apply the deny/allow lists and say what they did and where the model disagrees."""
+    from refundguard.serving.lists import apply_lists, summarize_lists
+
+    deny, allow = tables.get("deny_list"), tables.get("allow_list")
+    applied = apply_lists(scores, deny, allow, when)
+    s = summarize_lists(applied, allow, when)
+    parts = []
+    if deny is not None:
+        parts.append(
+            f"deny list: {s.denied:,} buyers placed in restrict ({s.deny_changed:,} moved)"
+        )
+    if allow is not None:
+        parts.append(
+            f"allow list: {s.allowed:,} buyers held at most in standard ({s.allow_changed:,} moved)"
+        )
+    typer.echo("; ".join(parts))
+    typer.echo(
+        f"model and lists disagree on {s.disagreements:,} buyers: "
+        f"{s.deny_model_trusted:,} denied buyers the model would trust, "
+        f"{s.allow_model_restrict:,} allowed buyers the model would restrict"
+    )
+    if s.on_both:
+        _warn(f"{s.on_both:,} buyers are on both the deny and the allow list: denied")
+    return applied
 
 
 _CASE_SUFFIXES = (".html", ".json")

@@ -3,11 +3,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
-from tests.fixtures import run
+from tests.fixtures import TZ, run
 from typer.testing import CliRunner
 
 from refundguard import progress
@@ -37,13 +38,15 @@ def test_score_writes_scores_for_the_list(project: Path, tmp_path: Path) -> None
                 str(tmp_path / "buyers.csv"), "--as-of", "2024-12-01", "--out", str(out)],
                project)
     scores = pd.read_csv(out, encoding="utf-8-sig")
-    assert list(scores["buyer_id"]) == buyers
+    # The CSV is for people: riskiest first (see test_score_csv_for_people_...).
+    assert sorted(scores["buyer_id"]) == sorted(buyers)
     assert tuple(scores.columns) == (*OUTPUT_COLUMNS, "known_buyer")
     assert scores["probability"].between(0, 1).all()
     # The unknown buyer has no history: the catalog's tier and reason, and the flag.
-    assert scores["tier"].iloc[-1] == NO_HISTORY.tier
-    assert scores["reasons_zh"].iloc[-1] == NO_HISTORY.zh
-    assert scores["known_buyer"].tolist() == [True] * 20 + [False]
+    unknown = scores.set_index("buyer_id").loc["not-a-buyer"]
+    assert unknown["tier"] == NO_HISTORY.tier
+    assert unknown["reasons_zh"] == NO_HISTORY.zh
+    assert scores["known_buyer"].sum() == 20 and not unknown["known_buyer"]
     assert "scored 21 buyers" in proc.stdout
     warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("refundguard: warning:")]
     assert len(warnings) == 1
@@ -266,3 +269,223 @@ def test_negative_gap_in_params_is_named(project: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, [*_score_args(project, tmp_path), "--params", str(bad)])
     assert result.exit_code == 2
     assert "score.max_days_after_data must be >= 0" in _one_error_line(result.stderr)
+
+
+# --- score: lists, Excel and --lang, on a tiny in-process scorer (fast) -----------------
+
+TINY_AS_OF = "2024-07-01"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, list[str]]:
+    """A tiny simulated world written as CSV, a small scorer on it, and buyers to score."""
+    import lightgbm as lgb
+
+    from refundguard.config import FeaturesParams, SimulateParams
+    from refundguard.data.validate import validate_tables
+    from refundguard.features.build import build_snapshots
+    from refundguard.features.catalog import build_catalog, catalog_version
+    from refundguard.features.events import prepare_events
+    from refundguard.model.calibration import Calibrator
+    from refundguard.model.train import reference_distribution
+    from refundguard.serving.scorer import Scorer
+    from refundguard.sim.simulate import simulate_world, write_world
+
+    world = simulate_world(
+        SimulateParams(n_buyers=300, days=240, start="2024-01-01", label_coverage=0.9), seed=5
+    )
+    folder = tmp_path_factory.mktemp("tiny") / "data"
+    folder.mkdir()
+    write_world(world, folder, "csv")
+    raw = {k: getattr(world, k) for k in ("orders", "refunds", "reviews", "labels", "buyers")}
+    t = validate_tables(raw, timezone=TZ, max_text_chars=2000).tables
+    fp = FeaturesParams()
+    catalog = build_catalog(fp)
+    events = prepare_events(t["orders"], t["refunds"], t["reviews"], t["buyers"],
+                            labels=t["labels"], timezone=TZ)
+    cutoffs = [pd.Timestamp("2024-05-01", tz=TZ), pd.Timestamp("2024-06-01", tz=TZ)]
+    snaps = build_snapshots(events, t["labels"], cutoffs, catalog, horizon_days=42,
+                            active_days=365)
+    names = [f.name for f in catalog]
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_leaves": 7, "min_data_in_leaf": 5,
+         "seed": 1, "num_threads": 1},
+        lgb.Dataset(snaps[names], snaps["target"]), num_boost_round=30,
+    )
+    scorer = Scorer(
+        booster=booster, calibrator=Calibrator("platt"), features=tuple(names),
+        catalog_version=catalog_version(catalog), bounds=(0.05, 0.2, 0.5), feature_params=fp,
+        reference=reference_distribution(snaps, names)["quantiles"], model_version="rg-test",
+        timezone=TZ,
+    )
+    early = t["orders"][t["orders"]["created_at"] < pd.Timestamp(TINY_AS_OF, tz=TZ)]
+    ids = [str(b) for b in early["buyer_id"].value_counts().index[:40]]
+    return folder, scorer, ids
+
+
+def _tiny_score(tiny: tuple[Path, Any, list[str]], tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch, *extra: str) -> Any:
+    from refundguard.serving.scorer import Scorer
+
+    folder, scorer, ids = tiny
+    monkeypatch.setattr(Scorer, "load", classmethod(lambda cls, path: scorer))
+    buyers = tmp_path / "buyers.csv"
+    pd.DataFrame({"buyer_id": ids}).to_csv(buyers, index=False)
+    return runner.invoke(app, ["score", "--model", str(tmp_path / "model"), "--data", str(folder),
+                               "--buyers", str(buyers), "--as-of", TINY_AS_OF,
+                               "--params", str(tmp_path / "no-params.yaml"), *extra])
+
+
+def _data_with_lists(tiny: tuple[Path, Any, list[str]], tmp_path: Path,
+                     tiers: pd.Series) -> Path:
+    """A copy of the tiny data folder with a Chinese-header deny list (xlsx) and an allow
+    list (CSV): deny the most trusted buyer, allow the riskiest one."""
+    import shutil
+
+    folder = tmp_path / "data"
+    shutil.copytree(tiny[0], folder)
+    trusted, riskiest = tiers.index[-1], tiers.index[0]
+    pd.DataFrame({
+        "买家ID": [trusted, riskiest, tiers.index[1]],
+        "加入时间": ["2024-06-01 09:00", "2024-06-02 09:00", "2024-07-05 09:00"],
+        "原因": ["平台判定恶意", "多次仅退款", "as_of 之后加入"],
+        "添加人": ["张三", "李四", "王五"],
+    }).to_excel(folder / "deny_list.xlsx", index=False)
+    pd.DataFrame({
+        "买家ID": [riskiest, tiers.index[2], "nobody"],
+        "加入时间": ["2024-05-01", "2024-05-01", "2024-05-01"],
+        "原因": ["老客户", "核实无误", "不在名单中"],
+    }).to_csv(folder / "allow_list.csv", index=False, encoding="utf-8-sig")
+    return folder
+
+
+def test_score_csv_for_people_is_sorted_and_rounded(
+    tiny: tuple[Path, Any, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "scores.csv"
+    result = _tiny_score(tiny, tmp_path, monkeypatch, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(out, encoding="utf-8-sig")
+    assert tuple(got.columns) == (*OUTPUT_COLUMNS, "known_buyer")  # en: names as before
+    assert sorted(got["buyer_id"]) == sorted(tiny[2])
+    assert (got["probability"] == got["probability"].round(4)).all()
+    severity = got["tier"].map({"trusted": 0, "standard": 1, "review": 2, "restrict": 3})
+    assert severity.is_monotonic_decreasing
+    assert "override" not in got.columns  # no lists, no list columns
+    # Parquet stays machine-shaped: input order, full precision.
+    result = _tiny_score(tiny, tmp_path, monkeypatch, "--out", str(tmp_path / "s.parquet"))
+    assert result.exit_code == 0, result.output
+    machine = pd.read_parquet(tmp_path / "s.parquet")
+    assert machine["buyer_id"].tolist() == tiny[2]
+    assert (machine["probability"] != machine["probability"].round(4)).any()
+
+
+def test_score_xlsx_zh_with_lists(
+    tiny: tuple[Path, Any, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from refundguard.serving.labels import TIER_LABELS
+
+    base = tmp_path / "base.parquet"
+    assert _tiny_score(tiny, tmp_path, monkeypatch, "--out", str(base)).exit_code == 0
+    model = pd.read_parquet(base).sort_values("probability", ascending=False)
+    model = model.set_index("buyer_id")
+    data = _data_with_lists(tiny, tmp_path, model["tier"])
+    trusted, riskiest, late, allowed = (model.index[-1], model.index[0], model.index[1],
+                                        model.index[2])
+    out = tmp_path / "scores.xlsx"
+    result = _tiny_score((data, tiny[1], tiny[2]), tmp_path, monkeypatch,
+                         "--out", str(out), "--lang", "zh")
+    assert result.exit_code == 0, result.output
+    assert "deny list: 2 buyers placed in restrict" in result.stdout
+    assert "allow list: 1 buyers held at most in standard" in result.stdout
+    assert "model and lists disagree on" in result.stdout
+    assert "on both the deny and the allow list" in result.stderr
+
+    sheets = pd.read_excel(out, sheet_name=None)
+    assert list(sheets) == ["评分", "按级别汇总"]
+    scores, summary = sheets["评分"], sheets["按级别汇总"]
+    assert scores.columns[0] == "买家ID"
+    assert {"风险概率", "处理级别", "模型级别", "名单覆盖", "名单原因", "名单添加人"} <= set(
+        scores.columns)
+    assert set(scores["处理级别"]) <= set(TIER_LABELS["zh"].values())
+    assert (scores["风险概率"] == scores["风险概率"].round(4)).all()
+    row = scores.set_index("买家ID")
+    # Denied: restrict whatever the model said; the model's tier stays visible.
+    assert row.loc[trusted, "处理级别"] == "限制"
+    assert row.loc[trusted, "模型级别"] == TIER_LABELS["zh"][model.loc[trusted, "tier"]]
+    assert row.loc[trusted, "名单覆盖"] == "黑名单"
+    assert row.loc[trusted, "名单原因"] == "平台判定恶意"
+    assert row.loc[trusted, "名单添加人"] == "张三"
+    # On both lists: deny wins.
+    assert row.loc[riskiest, "名单覆盖"] == "黑名单" and row.loc[riskiest, "处理级别"] == "限制"
+    # Added after --as-of: no effect.
+    assert pd.isna(row.loc[late, "名单覆盖"])
+    # Allowed: at most standard.
+    assert row.loc[allowed, "名单覆盖"] == "白名单"
+    assert row.loc[allowed, "处理级别"] in ("标准", "信任")
+    assert row.loc[allowed, "名单原因"] == "核实无误"
+    assert summary["处理级别"].tolist() == ["限制", "人工审核", "标准", "信任", "合计"]
+    assert summary["买家数"].iloc[-1] == len(tiny[2])
+    assert summary["名单覆盖数"].iloc[-1] == 3
+
+
+def test_score_list_bad_rows_go_to_the_quarantine(
+    tiny: tuple[Path, Any, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny[0], data)
+    pd.DataFrame({"buyer_id": [tiny[2][0], tiny[2][1]], "added_at": ["2024-06-01", "soon"],
+                  "reason": ["x", "y"]}).to_parquet(data / "deny_list.parquet", index=False)
+    out = tmp_path / "s.json"
+    result = _tiny_score((data, tiny[1], tiny[2]), tmp_path, monkeypatch, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    q = pd.read_csv(tmp_path / "s.quarantine.csv", encoding="utf-8-sig")
+    bad = q[q["table"] == "deny_list"]
+    assert len(bad) == 1 and "added_at: unparseable time" in bad["reason"].iloc[0]
+    import json
+
+    rows = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["buyer_id"] for r in rows] == tiny[2]  # JSON: machine-shaped, input order
+    assert rows[0]["override"] == "deny" and rows[0]["tier"] == "restrict"
+    assert rows[1]["override"] == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--lang", "fr"], "--lang must be one of zh, en"),
+        (["--out", "scores.txt"], "--out must end in"),
+    ],
+)
+def test_score_bad_output_options_give_one_line(
+    tiny: tuple[Path, Any, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    extra: list[str], message: str,
+) -> None:
+    result = _tiny_score(tiny, tmp_path, monkeypatch, *extra)
+    assert result.exit_code == 2
+    assert message in _one_error_line(result.stderr)
+    assert "Traceback" not in result.output
+
+
+def test_score_features_refuses_excel_and_zh(tmp_path: Path) -> None:
+    for extra in (["--out", "s.xlsx"], ["--out", "s.csv", "--lang", "zh"]):
+        result = runner.invoke(app, ["score", "--features", str(tmp_path / "f.parquet"),
+                                     "--model", str(tmp_path), *extra])
+        assert result.exit_code == 2
+        assert "--features streams machine-shaped" in _one_error_line(result.stderr)
+
+
+def test_score_list_missing_column_is_one_line(
+    tiny: tuple[Path, Any, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny[0], data)
+    (data / "allow_list.csv").write_text("buyer_id,reason\nB1,x\n", encoding="utf-8")
+    result = _tiny_score((data, tiny[1], tiny[2]), tmp_path, monkeypatch,
+                         "--out", str(tmp_path / "s.csv"))
+    assert result.exit_code == 2
+    assert "allow_list: required column(s) missing: added_at" in _one_error_line(result.stderr)

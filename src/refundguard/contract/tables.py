@@ -238,6 +238,43 @@ TABLES: Final[dict[str, TableSpec]] = {
 TABLE_NAMES: Final[tuple[str, ...]] = tuple(TABLES)
 
 
+def _list_table(name: str, zh: str, effect: str) -> TableSpec:
+    return TableSpec(
+        name=name,
+        required=False,
+        key=None,
+        description=f"Optional: the team's {zh}; one row per entry. {effect}",
+        columns=(
+            _c("buyer_id", "id", "Buyer account id."),
+            _c("added_at", "time", "When the buyer was put on the list; applies from then on."),
+            _c("reason", "text", "Why, in the team's words; shown next to the override."),
+            _c("added_by", "text", "Who put the buyer on the list.", required=False),
+        ),
+    )
+
+
+DENY_LIST = _list_table(
+    "deny_list", "deny list (黑名单)", "A listed buyer is placed in restrict, whatever the score."
+)
+
+
+ALLOW_LIST = _list_table(
+    "allow_list",
+    "allow list (白名单)",
+    "A listed buyer is placed at most in standard, whatever the score.",
+)
+
+
+# The team's own lists: read and validated like the tables above, but applied only when
+# scoring (:mod:`refundguard.serving.lists`); they never feed features or training, so
+# they are not in TABLES/TABLE_NAMES, which the simulator, features and training read.
+LIST_TABLES: Final[dict[str, TableSpec]] = {t.name: t for t in (DENY_LIST, ALLOW_LIST)}
+
+
+# Every table the contract knows: the model's inputs, then the lists.
+CONTRACT_TABLES: Final[dict[str, TableSpec]] = {**TABLES, **LIST_TABLES}
+
+
 def _checks(col: ColumnSpec) -> list[pa.Check]:
     checks: list[pa.Check] = []
     if col.values is not None:
@@ -263,14 +300,15 @@ def schema(table: str) -> pa.DataFrameSchema:
     """The pandera schema of one contract table.
 
     Args:
-        table: Table name (orders, refunds, reviews, labels, buyers).
+        table: Table name (orders, refunds, reviews, labels, buyers, deny_list,
+            allow_list).
 
     Returns:
         A schema over the coerced dtypes. Optional columns are not required to be
         present; uniqueness of keys is enforced by :mod:`refundguard.validate`, which
         first collapses exact duplicate rows.
     """
-    spec = TABLES[table]
+    spec = CONTRACT_TABLES[table]
     return pa.DataFrameSchema(
         {
             c.name: pa.Column(

@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 
 from refundguard.config import DataParams
-from refundguard.contract.tables import TABLES
+from refundguard.contract.tables import CONTRACT_TABLES
 from refundguard.errors import ConfigError
 from refundguard.paths import PROJECT_ROOT
 
@@ -110,7 +110,7 @@ class InputMapping:
         Returns:
             {header key: contract column}; earlier entries win over later ones.
         """
-        names = set(TABLES[table].names)
+        names = set(CONTRACT_TABLES[table].names)
         out: dict[str, str] = {}
         for layer in self.layers:
             for scope in (table, ALL_TABLES):
@@ -149,7 +149,7 @@ class InputMapping:
         Returns:
             The mapped table, with the same index as ``raw``.
         """
-        spec = TABLES[table]
+        spec = CONTRACT_TABLES[table]
         contract = {header_key(n): n for n in spec.names}
         columns = self.columns_for(table)
         priority = {key: i for i, key in enumerate(columns)}
@@ -229,15 +229,15 @@ def layer_from_dict(columns: Any, values: Any, source: str) -> MappingLayer:
     cols: dict[str, dict[str, str]] = {}
     for scope, entries in _as_mapping(columns, f"{source}: columns").items():
         scope = str(scope)
-        if scope != ALL_TABLES and scope not in TABLES:
+        if scope != ALL_TABLES and scope not in CONTRACT_TABLES:
             raise ConfigError(
                 f"{source}: columns: unknown table {scope!r} "
-                f"(known: {ALL_TABLES}, {', '.join(TABLES)})"
+                f"(known: {ALL_TABLES}, {', '.join(CONTRACT_TABLES)})"
             )
         known = (
-            {n for t in TABLES.values() for n in t.names}
+            {n for t in CONTRACT_TABLES.values() for n in t.names}
             if scope == ALL_TABLES
-            else set(TABLES[scope].names)
+            else set(CONTRACT_TABLES[scope].names)
         )
         out: dict[str, str] = {}
         for header, target in _as_mapping(entries, f"{source}: columns.{scope}").items():
@@ -252,13 +252,13 @@ def layer_from_dict(columns: Any, values: Any, source: str) -> MappingLayer:
     vals: dict[str, dict[str, dict[str, str]]] = {}
     for table, per_column in _as_mapping(values, f"{source}: values").items():
         table = str(table)
-        if table not in TABLES:
+        if table not in CONTRACT_TABLES:
             raise ConfigError(f"{source}: values: unknown table {table!r}")
         vals[table] = {}
         for column, entries in _as_mapping(per_column, f"{source}: values.{table}").items():
             column = str(column)
             try:
-                spec = TABLES[table].column(column)
+                spec = CONTRACT_TABLES[table].column(column)
             except KeyError:
                 raise ConfigError(
                     f"{source}: values.{table}: {column!r} is not a contract column"

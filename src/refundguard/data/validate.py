@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,15 @@ import pandas as pd
 import pandera.pandas as pa
 
 from refundguard.config import Params
-from refundguard.contract.tables import DTYPES, TABLES, TIME_DTYPE, ColumnSpec, TableSpec, schema
+from refundguard.contract.tables import (
+    DTYPES,
+    LIST_TABLES,
+    TABLES,
+    TIME_DTYPE,
+    ColumnSpec,
+    TableSpec,
+    schema,
+)
 from refundguard.data.frames import isin
 from refundguard.data.io import (
     MALFORMED_COLUMN,
@@ -396,6 +404,7 @@ def validate_tables(
     mapping: InputMapping | None = None,
     now: pd.Timestamp | None = None,
     max_future_days: float = 1.0,
+    specs: Mapping[str, TableSpec] = TABLES,
 ) -> ValidationResult:
     """Bring raw tables to the contract; every row is kept, quarantined or collapsed.
 
@@ -410,6 +419,8 @@ def validate_tables(
         now: The time of the run; a time later than ``now`` plus ``max_future_days`` is
             quarantined. None skips that check.
         max_future_days: How far after ``now`` a time may lie (clock skew, time zones).
+        specs: The tables to validate: the model's inputs (``TABLES``, with the checks
+            across them), or the team's lists (``LIST_TABLES``, each on its own).
 
     Returns:
         The validated tables, the quarantine and the report.
@@ -425,7 +436,7 @@ def validate_tables(
     coerced: dict[str, pd.DataFrame] = {}
     raws: dict[str, pd.DataFrame] = {}
     report: dict[str, dict[str, Any]] = {}
-    for name, spec in TABLES.items():
+    for name, spec in specs.items():
         raw = raw_tables.get(name)
         if raw is None:
             if spec.required:
@@ -462,7 +473,8 @@ def validate_tables(
             "mapped_columns": mapped.renamed,
         }
 
-    _cross_table_checks(coerced, reasons)
+    if "orders" in coerced:
+        _cross_table_checks(coerced, reasons)
 
     tables: dict[str, pd.DataFrame] = {}
     quarantine_parts: list[pd.DataFrame] = []
@@ -552,12 +564,15 @@ def check_reject_shares(report: dict[str, dict[str, Any]], max_share: float) -> 
             )
 
 
-def read_tables(folder: Path, encoding: str = "auto") -> dict[str, pd.DataFrame | None]:
+def read_tables(
+    folder: Path, encoding: str = "auto", specs: Mapping[str, TableSpec] = TABLES
+) -> dict[str, pd.DataFrame | None]:
     """Read every contract table present in a folder, uninterpreted.
 
     Args:
-        folder: Folder with ``<table>.csv`` or ``<table>.parquet`` files.
+        folder: Folder with ``<table>.csv``, ``.xlsx`` or ``.parquet`` files.
         encoding: CSV encoding or "auto".
+        specs: The tables to look for (default: the model's inputs).
 
     Returns:
         Raw frames by table name; None for a table without a file.
@@ -568,7 +583,7 @@ def read_tables(folder: Path, encoding: str = "auto") -> dict[str, pd.DataFrame 
     if not folder.is_dir():
         raise DataContractError(f"input folder not found: {folder}")
     out: dict[str, pd.DataFrame | None] = {}
-    for name in TABLES:
+    for name in specs:
         path = find_table_file(folder, name)
         out[name] = read_raw_table(path, encoding) if path is not None else None
     return out
@@ -616,4 +631,47 @@ def validate_folder(
         mapping=mapping,
         now=pd.Timestamp.now(tz="UTC"),
         max_future_days=params.validate.max_future_days,
+    )
+
+
+def validate_lists(
+    params: Params, input_dir: Path | None = None, encoding: str | None = None
+) -> ValidationResult:
+    """Read and validate the team's deny and allow lists found in an input folder.
+
+    The lists (``deny_list`` and ``allow_list``, see
+    :data:`refundguard.contract.tables.LIST_TABLES`) are optional: a folder without them
+    gives no tables. They are mapped (Chinese headers such as 买家ID, 加入时间, 原因) and
+    validated like the other inputs, a bad row going to the quarantine with its reason,
+    but on their own: they feed no feature and no training.
+
+    Args:
+        params: The parameters (mapping, time zone, limits).
+        input_dir: Input folder; default ``data.input_dir``.
+        encoding: CSV encoding; default ``data.encoding``.
+
+    Returns:
+        The validated lists that have a file (absent lists are not in ``tables``), their
+        quarantine and report.
+
+    Raises:
+        DataContractError: A list file is unreadable or lacks a required column.
+        ConfigError: The mapping or the time zone is invalid.
+    """
+    folder = input_dir or params.data.input_path()
+    raw = read_tables(folder, encoding or params.data.encoding, LIST_TABLES)
+    present: dict[str, pd.DataFrame | None] = {n: f for n, f in raw.items() if f is not None}
+    result = validate_tables(
+        present,
+        timezone=params.base.timezone,
+        max_text_chars=params.validate.max_text_chars,
+        mapping=mapping_from_params(params.data),
+        now=pd.Timestamp.now(tz="UTC"),
+        max_future_days=params.validate.max_future_days,
+        specs=LIST_TABLES,
+    )
+    return ValidationResult(
+        tables={n: result.tables[n] for n in present},
+        quarantine=result.quarantine,
+        report={n: result.report[n] for n in present},
     )

@@ -15,23 +15,17 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from refundguard.contract.vocabulary import TIERS
 from refundguard.model.policy import TIER_TEXT
 from refundguard.serving.case import CASE_FORMAT, Case, CaseReason
 
-Language = Literal["zh", "en"]
-
-
-LANGUAGES: tuple[Language, ...] = ("zh", "en")
-
-
-TIER_LABELS: Mapping[Language, Mapping[str, str]] = {
-    "zh": dict(zip(TIERS, ("信任", "标准", "人工审核", "限制"), strict=True)),
-    "en": dict(zip(TIERS, ("Trusted", "Standard", "Review", "Restrict"), strict=True)),
-}
-
+# The translations shared with the score tables live in serving.labels; named here too,
+# for the callers of this module.
+from refundguard.serving.labels import LANGUAGES as LANGUAGES
+from refundguard.serving.labels import TIER_LABELS as TIER_LABELS
+from refundguard.serving.labels import Language as Language
+from refundguard.serving.labels import check_language as check_language
 
 _REFUND_TYPES_ZH = {
     "refund_only": "仅退款",
@@ -259,23 +253,6 @@ footer { color: var(--muted); font-size: 12px; margin-top: 24px; }
     -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 """
-
-
-def check_language(lang: str) -> Language:
-    """A supported language code.
-
-    Args:
-        lang: "zh" or "en".
-
-    Returns:
-        The code.
-
-    Raises:
-        ValueError: Another code.
-    """
-    if lang not in LANGUAGES:
-        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {lang!r}")
-    return lang
 
 
 def format_figure(value: float, unit: str, lang: Language = "zh") -> str:
