@@ -351,6 +351,13 @@ def score(
         int | None,
         typer.Option(help="Rows per chunk with --features (default: params score.chunk_size)."),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local, or spark: features and scores on Apache Spark (the params spark "
+            "block; needs Java 17), written as a Parquet folder of parts.",
+        ),
+    ] = "local",
     params: ParamsOpt = paths.PARAMS_FILE,
 ) -> None:
     """Score a list of buyers from raw tables as of a date, or a file of feature rows.
@@ -376,6 +383,15 @@ def score(
     if lang not in LANGUAGES:
         raise InputError(f"--lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
     language = check_language(lang)
+    if engine not in ("local", "spark"):
+        raise InputError(f"--engine must be local or spark, got {engine!r}")
+    if engine == "spark" and (
+        features is not None or out.suffix.lower() != ".parquet" or language != "en"
+    ):
+        raise InputError(
+            "--engine spark scores from --data/--buyers/--as-of and writes a .parquet "
+            "folder (machine-shaped, English)"
+        )
     if features is not None:
         from refundguard.serving.batch import log_progress, score_file
 
@@ -424,6 +440,11 @@ def score(
     check_as_of(when, last_event_time(result.tables), cfg.score.max_days_after_data)
     unknown = unknown_buyers(result.tables, buyer_ids)
     _report_unknown(buyer_ids, unknown)
+    if engine == "spark":
+        if lists.tables:
+            raise InputError("deny and allow lists are applied by --engine local only")
+        _score_on_spark(cfg, model, result, when, buyer_ids, out)
+        return
     scores = scorer.score_events(result.tables, when, buyer_ids)
     scores["known_buyer"] = ~unknown
     if lists.tables:
@@ -432,6 +453,53 @@ def score(
     counts = {str(k): int(v) for k, v in scores["tier"].value_counts().items()}
     typer.echo(
         f"scored {len(scores):,} buyers as of {when.isoformat()} ({_tier_summary(counts)}) -> {out}"
+    )
+
+
+def _score_on_spark(
+    cfg: Any, model: Path, result: Any, when: Any, buyer_ids: list[str], out: Path
+) -> None:
+    """Score the listed buyers on Spark and write a Parquet folder, one part per worker.
+
+    The validated tables go to a staging folder beside ``out`` (inside the project), which
+    the workers read; features, sentiment and scores run as :func:`refundguard.serving.
+    spark.score_tables_spark` does, and the driver collects nothing but counts.
+    """
+    import shutil
+
+    import pandas as pd
+
+    from refundguard.data.validate import write_result
+    from refundguard.features.spark import spark_session, stop
+    from refundguard.serving.spark import score_tables_spark
+
+    staging = out.with_name(out.name + ".validated")
+    shutil.rmtree(staging, ignore_errors=True)
+    write_result(result, staging)
+    spark = spark_session(cfg.spark.master, cfg.spark.partitions, cfg.spark.conf)
+    try:
+        scores = score_tables_spark(
+            spark, staging, when, model, partitions=cfg.spark.partitions
+        )
+        wanted = spark.createDataFrame(pd.DataFrame({"buyer_id": buyer_ids}))
+        scores.join(wanted, "buyer_id", "inner").write.mode("overwrite").parquet(str(out))
+        written = spark.read.parquet(str(out))
+        n = written.count()
+        tiers = written.groupBy("tier").count().collect()
+        counts = {str(r["tier"]): int(r["count"]) for r in tiers}
+    finally:
+        stop(spark)
+        shutil.rmtree(staging, ignore_errors=True)
+    if n < len(buyer_ids):
+        typer.echo(
+            f"{len(buyer_ids) - n:,} listed buyers had no order in the scorer's active "
+            "window before --as-of and were not scored on Spark (the local engine scores "
+            "them with the no-history note)",
+            err=True,
+        )
+    typer.echo(
+        f"scored {n:,} buyers on Spark as of {when.isoformat()} ({_tier_summary(counts)}) "
+        f"-> {out}/"
     )
 
 

@@ -224,6 +224,12 @@ class FeaturesParams:
             Cutoffs closer than this to the data's start are not used.
         engine: "local" (one process, the default) or "spark" (the same features
             computed per bucket of buyers on Apache Spark; see the ``spark`` block).
+        extortion_lexicon: A YAML file of extortion patterns merged over the shipped
+            lexicon (same shape; relative paths are taken from the project root), or
+            None for the shipped lexicon alone.
+        demand_refit_every: The review demand model is trained again every this many
+            cutoffs (laid back from the last one); each cutoff uses the latest model
+            trained on data before it.
     """
 
     windows_days: tuple[int, ...] = (30, 90, 365)
@@ -232,6 +238,19 @@ class FeaturesParams:
     link_max_accounts: int = 30
     history_cap_days: int = 120
     engine: Literal["local", "spark"] = "local"
+    extortion_lexicon: str | None = None
+    demand_refit_every: int = 4
+
+    def __post_init__(self) -> None:
+        if self.demand_refit_every < 1:
+            raise ConfigError("params: features.demand_refit_every must be >= 1")
+        path = self.lexicon_path()
+        if path is not None and not path.is_file():
+            raise ConfigError(f"params: features.extortion_lexicon {path} does not exist")
+
+    def lexicon_path(self) -> Path | None:
+        """The user's extortion lexicon as an absolute path, or None."""
+        return _rooted(self.extortion_lexicon) if self.extortion_lexicon else None
 
 
 @dataclass(frozen=True)
@@ -359,7 +378,7 @@ class TrainParams:
     monotone_increasing: tuple[str, ...] = (
         "refund_only_share_365d",
         "rejected_share_365d",
-        "extortion_share_365d",
+        "extortion_review_share_365d",
         "linked_known_abusers",
     )
     calibration: Literal["auto", "isotonic", "platt"] = "auto"

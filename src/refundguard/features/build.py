@@ -2,26 +2,83 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from refundguard.config import Params
+from refundguard.config import FeaturesParams, Params
 from refundguard.contract.tables import TABLE_NAMES
 from refundguard.data.frames import isin
 from refundguard.data.io import read_json
 from refundguard.errors import DataContractError
 from refundguard.features.catalog import Feature
 from refundguard.features.events import EventTables, snapshot
+from refundguard.features.extortion import (
+    DemandModel,
+    DemandScores,
+    Lexicon,
+    demand_history,
+    load_lexicon,
+    refit_points,
+)
 from refundguard.features.timesplit import label_targets
 from refundguard.paths import FEATURES_DIR, MANIFEST_FILE_NAME, VALIDATED_TABLE_SUFFIX
 
-# (params, validated folder, sentiment file, cutoffs, catalog, H) -> the snapshot table.
+# (params, validated folder, sentiment file, cutoffs, catalog, H, review evidence) -> the
+# snapshot table.
 SparkBuild = Callable[
-    [Params, Path, Path, Sequence[pd.Timestamp], Sequence["Feature"], int], pd.DataFrame
+    [Params, Path, Path, Sequence[pd.Timestamp], Sequence["Feature"], int, "ReviewEvidence"],
+    pd.DataFrame,
 ]
+
+
+@dataclass(frozen=True)
+class ReviewEvidence:
+    """What the review-text features need besides the tables, fixed for a whole run.
+
+    Attributes:
+        lexicon: The extortion lexicon (shipped, with the user's merged over it).
+        demand: Demand-model scores of each refit (:func:`review_evidence`).
+        model: The demand model of the last cutoff, which the scorer ships.
+    """
+
+    lexicon: Lexicon
+    demand: DemandScores | None
+    model: DemandModel | None
+
+
+def review_evidence(
+    tables: Mapping[str, pd.DataFrame], cutoffs: Sequence[pd.Timestamp], params: FeaturesParams
+) -> ReviewEvidence:
+    """The lexicon and the point-in-time demand models of a features run.
+
+    The demand model is trained at every ``demand_refit_every``-th cutoff (laid back from
+    the last, :func:`refundguard.features.extortion.refit_points`) on the reviews and
+    requests before it; each cutoff reads the scores of the latest model trained at or
+    before it. On the default world (20 cutoffs) every 4th cutoff is 6 fits, about 2 s
+    with the weak labels and scoring (see :mod:`refundguard.features.extortion`).
+
+    Args:
+        tables: Validated tables (orders, refunds, reviews).
+        cutoffs: The snapshot cutoffs, ascending.
+        params: The ``features`` block.
+
+    Returns:
+        The lexicon, the scores and the last cutoff's model.
+    """
+    lexicon = load_lexicon(params.lexicon_path())
+    if not cutoffs:
+        return ReviewEvidence(lexicon, None, None)
+    demand, model = demand_history(
+        tables["reviews"],
+        tables["refunds"],
+        tables["orders"],
+        refit_points(list(cutoffs), params.demand_refit_every),
+    )
+    return ReviewEvidence(lexicon, demand, model)
 
 
 def compute_features(

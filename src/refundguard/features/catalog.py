@@ -26,6 +26,7 @@ import pandas as pd
 from refundguard.config import FeaturesParams
 from refundguard.data.frames import isin
 from refundguard.features.events import (
+    CLAIM_AFTER_REVIEW_DAYS,
     DAY,
     EVIDENCE_REASONS,
     FIT_REASONS,
@@ -36,6 +37,11 @@ from refundguard.features.events import (
     Snapshot,
     ratio,
 )
+from refundguard.features.extortion import FLAG_THRESHOLD
+
+# A review with at most this many stars is a low-star review (the demand model's
+# population, and the reviews whose follow-up requests are counted).
+LOW_STARS = 2
 
 log = logging.getLogger(__name__)
 
@@ -663,6 +669,19 @@ def _review_near_refund_share(s: Snapshot, days: int, hours: float) -> np.ndarra
     )
 
 
+def _review_then_claim_share(s: Snapshot, days: int) -> np.ndarray:
+    """Share of low-star reviews in the window followed by a claim on the same order.
+
+    ``claim_at`` is the first claim within the allowed days after the review; it counts
+    only if made before T (NaT compares False), so a claim after T never does.
+    """
+    v = s.reviews
+    low = _window(s, "reviews", days) & (v["rating"].to_numpy() <= LOW_STARS)
+    t = np.datetime64(s.cutoff.tz_convert(None), "us")
+    followed = low & (v["claim_at"].to_numpy() < t)
+    return ratio(s.count("reviews", followed), s.count("reviews", low))
+
+
 def _duplicate_text_share(s: Snapshot, days: int) -> np.ndarray:
     v = s.reviews[_window(s, "reviews", days)]
     texted = v[v["text_code"].to_numpy() >= 0]
@@ -948,11 +967,13 @@ def _extra_review_features(long: int) -> list[Feature]:
             ),
         ),
         Feature(
-            name=f"extortion_share_{long}d",
+            name=f"extortion_review_share_{long}d",
             group="reviews",
-            en=f"Share of reviews over {long} days demanding money or threatening more bad reviews "
-            "or complaints (12315, the platform).",
-            zh=f"近{long}天评价中索要赔偿或威胁追加差评、投诉(12315、平台)的比例。",
+            en=f"Share of reviews over {long} days that the extortion lexicon reads as a "
+            "demand or threat (structure score at least 0.5: a demand tied to a threat, a "
+            "rating offered for money, threats of more bad reviews).",
+            zh=f"近{long}天评价中被勒索词库判为索要或威胁的比例(结构分≥0.5: 以威胁为条件索要"
+            "赔偿、以评价换钱、威胁追加差评)。",
             unit="share",
             window_days=long,
             direction=1,
@@ -960,9 +981,58 @@ def _extra_review_features(long: int) -> list[Feature]:
             compute=lambda s: _reviews_share(
                 s,
                 long,
-                s.reviews["extortion"].to_numpy(dtype=bool),
+                s.reviews["extortion_score"].to_numpy() >= FLAG_THRESHOLD,
                 np.ones(len(s.reviews), dtype=bool),
             ),
+        ),
+        Feature(
+            name=f"max_demand_score_{long}d",
+            group="reviews",
+            en=f"Highest demand-model score of the buyer's 1-2 star reviews over {long} days "
+            "(a model learned from which low-star reviews came with compensation or "
+            "refund-only requests, trained only on data before the cutoff).",
+            zh=f"近{long}天1-2星差评的最高索赔模型分(模型从平台自身数据学习哪些差评伴随补偿或"
+            "仅退款申请, 只用截止时间之前的数据训练)。",
+            unit="score",
+            window_days=long,
+            direction=1,
+            nullable=True,
+            compute=lambda s: s.reduce(
+                "reviews",
+                s.reviews["demand_score"].to_numpy(dtype="float64"),
+                _window(s, "reviews", long)
+                & (s.reviews["rating"].to_numpy() <= LOW_STARS)
+                & s.reviews["demand_score"].notna().to_numpy(),
+                "max",
+            ),
+        ),
+        Feature(
+            name=f"conditional_threats_{long}d",
+            group="reviews",
+            en=f"Reviews over {long} days tying a demand to a threat by a condition "
+            "(\"pay me or I report you\").",
+            zh=f"近{long}天以条件把索要和威胁连在一起的评价数(\"不赔钱就投诉\")。",
+            unit="count",
+            window_days=long,
+            direction=1,
+            nullable=False,
+            compute=lambda s: s.count(
+                "reviews", _window(s, "reviews", long) & s.reviews["conditional"].to_numpy()
+            ),
+        ),
+        Feature(
+            name=f"review_then_claim_share_{long}d",
+            group="reviews",
+            en=f"Share of the buyer's 1-2 star reviews over {long} days followed within "
+            f"{CLAIM_AFTER_REVIEW_DAYS} days by a compensation or refund-only request on "
+            "the same order.",
+            zh=f"近{long}天1-2星差评中, 发布后{CLAIM_AFTER_REVIEW_DAYS}天内同一订单又申请补偿或"
+            "仅退款的比例。",
+            unit="share",
+            window_days=long,
+            direction=1,
+            nullable=True,
+            compute=lambda s: _review_then_claim_share(s, long),
         ),
     ]
 

@@ -4,6 +4,12 @@ Two clocks govern every fact. An event counts at cutoff T only if it happened be
 (``created_at``, ``requested_at`` < T), and a refund's outcome counts only if it was known
 before T (``resolved_at`` < T; otherwise the request is still pending at T). Delivery
 times after T are unknown at T. Windows are half-open, [T - w, T).
+
+Review texts carry two kinds of extortion evidence. The lexicon detector's structure
+score (:func:`refundguard.features.extortion.detect`) reads the text alone, so it is
+computed once. The learned demand model's score depends on when the model was trained:
+a snapshot at T reads the scores of the latest model trained on data before T
+(:class:`refundguard.features.extortion.DemandScores`), never a later one.
 """
 
 from __future__ import annotations
@@ -18,6 +24,13 @@ import pandas as pd
 from refundguard.contract.vocabulary import SYSTEM_REVIEW_TEXTS
 from refundguard.data.frames import isin
 from refundguard.errors import DataContractError
+from refundguard.features.extortion import (
+    FLAG_THRESHOLD,
+    DemandScores,
+    Lexicon,
+    detect,
+    load_lexicon,
+)
 
 EVIDENCE_REASONS = ("not_received", "damaged", "missing_parts")
 
@@ -31,15 +44,13 @@ FIT_REASONS = ("size_fit", "changed_mind")
 LINK_KINDS = ("device", "address", "payment")
 
 
-# Extortion language: a demand for money, or a threat of more bad reviews or of a
-# complaint to the platform or 12315. A complaint about the goods, however angry, is neither.
-EXTORTION_PATTERN = (
-    r"(?i)(?:赔偿|补偿|赔钱|退钱|不赔|赔我|给个说法|賠償|補償|賠錢|退錢|不賠|賠我|"
-    r"就给差评|给差评|天天差评|追加差评|全部差评|就給差評|給差評|天天差評|追加差評|"
-    r"就投诉|投诉到|投诉你|12315|曝光你|举报你|就投訴|投訴到|舉報你|市场监管|市場監管|"
-    r"compensat|refund me|pay me|report you|complain to|bad reviews? everywhere|"
-    r"leave (?:a )?bad review|or (?:else|i will|i'll)|expose you)"
-)
+# A compensation or refund-only request this soon (days) after a review of the same order
+# is the review used as leverage (the demand model's weak-label window, 7 days).
+CLAIM_AFTER_REVIEW_DAYS = 7
+
+
+# Request types that ask for money without sending the goods back.
+CLAIM_TYPES = ("compensation", "refund_only")
 
 
 HOUR = np.timedelta64(1, "h")
@@ -62,7 +73,9 @@ class Snapshot:
         orders: Orders created before T; ``delivered_at`` is NaT where not known by T.
         refunds: Requests made before T, joined to their order; ``status_at_cutoff`` is
             "pending" where the outcome was not known by T.
-        reviews: Reviews posted before T, with a ``sentiment`` column (NaN if unscored).
+        reviews: Reviews posted before T, with a ``sentiment`` column (NaN if unscored)
+            and ``demand_score``, the demand model's score as known at T (NaN if
+            unscored: not a low-star review with text, or no model trained before T).
         registered_at: Account opening time per buyer code (NaT if unknown).
         labels: Label decisions made before T (``b``, ``label``, ``labeled_at``).
     """
@@ -173,9 +186,16 @@ class EventTables:
         refunds: Requests joined to their order (buyer, seller, order time and amount,
             delivery time).
         reviews: Reviews joined to their order's buyer, with ``sentiment``, text length,
-            extortion-language flag and a code per distinct text.
+            the extortion detector's ``extortion_score`` and ``conditional`` flag (a
+            demand tied to a threat by a condition, scoring at least the flag
+            threshold), ``claim_at`` (the first compensation or refund-only request on
+            the order within :data:`CLAIM_AFTER_REVIEW_DAYS` after the review, NaT if
+            none), and a code per distinct text.
         registered_at: Account opening time per buyer code.
         labels: Label decisions with buyer codes (for linked-account features).
+        demand_at: When each demand model's training data was cut (naive UTC), ascending.
+        demand: Demand-model score of each review (columns, in ``reviews`` order) under
+            each model (rows); NaN where unscored.
     """
 
     buyer_ids: pd.Index
@@ -184,6 +204,10 @@ class EventTables:
     reviews: pd.DataFrame
     registered_at: np.ndarray
     labels: pd.DataFrame
+    demand_at: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype="datetime64[us]")
+    )
+    demand: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 def _naive_utc(s: pd.Series) -> pd.Series:
@@ -203,6 +227,8 @@ def prepare_events(
     *,
     labels: pd.DataFrame | None = None,
     timezone: str = "Asia/Shanghai",
+    lexicon: Lexicon | None = None,
+    demand: DemandScores | None = None,
 ) -> EventTables:
     """Join validated tables once so that each cutoff only filters.
 
@@ -215,6 +241,10 @@ def prepare_events(
         extra_buyer_ids: Buyers to include even without any rows (e.g. a scoring list).
         labels: Validated labels, for the linked-account features (optional).
         timezone: Zone for local clock features (hour of day, calendar day).
+        lexicon: Extortion patterns for the detector; None for the shipped lexicon.
+        demand: Demand-model scores by training cutoff
+            (:func:`refundguard.features.extortion.demand_history`); None leaves every
+            review's demand score missing.
 
     Returns:
         The joined event tables. The inputs are not modified.
@@ -292,10 +322,29 @@ def prepare_events(
             "created_at": _naive_utc(reviews["created_at"]).to_numpy(),
             "rating": reviews["rating"].to_numpy(dtype="float64"),
             "text_len": text.str.len().to_numpy(dtype="float64"),
-            "extortion": text.str.contains(EXTORTION_PATTERN, na=False).to_numpy(dtype=bool),
             "text_code": pd.factorize(templated.to_numpy(dtype=object))[0],
         }
     )
+    found = detect(templated.fillna("").tolist(), lexicon or load_lexicon())
+    v["extortion_score"] = found["score"].to_numpy(dtype="float64")
+    # Conditional structures scoring below the flag threshold are a plain refund tied to
+    # a complaint to a regulator ("再不退款我就去12315"): an honest buyer's last resort as
+    # often as not (see extortion.SCORE_CONDITIONAL_REQUEST_ESCALATION), not counted.
+    v["conditional"] = found["conditional"].to_numpy(dtype=bool) & (
+        v["extortion_score"].to_numpy() >= FLAG_THRESHOLD
+    )
+    v["claim_at"] = _first_claim_after(v, r, CLAIM_TYPES, CLAIM_AFTER_REVIEW_DAYS)
+    demand_at = np.zeros(0, dtype="datetime64[us]")
+    demand_matrix = np.zeros((0, len(v)))
+    if demand is not None and len(demand.trained_at):
+        demand_at = np.asarray(
+            [np.datetime64(t.to_datetime64(), "us") for t in demand.trained_at],
+            dtype="datetime64[us]",
+        )
+        pos = pd.Index(demand.review_ids).get_indexer(reviews["review_id"].to_numpy(dtype=object))
+        demand_matrix = np.full((len(demand_at), len(v)), np.nan)
+        hit = pos >= 0
+        demand_matrix[:, hit] = demand.scores[:, pos[hit]]
     if sentiment is not None and len(sentiment):
         scored = pd.Index(sentiment["review_id"].to_numpy(dtype=object))
         pos = scored.get_indexer(reviews["review_id"].to_numpy(dtype=object))
@@ -332,7 +381,39 @@ def prepare_events(
         refunds=r.astype({"b": "int64", "seller_code": "int64"}),
         reviews=v.astype({"b": "int64"}),
         registered_at=registered,
+        demand_at=demand_at,
+        demand=demand_matrix,
     )
+
+
+def _first_claim_after(
+    reviews: pd.DataFrame, refunds: pd.DataFrame, types: Sequence[str], days: float
+) -> np.ndarray:
+    """Per review, the first request of ``types`` on its order within ``days`` after it.
+
+    NaT where there is none. A snapshot at T counts the claim only when this time is
+    before T (a request at or after T is not known at T), so it is computed once here.
+    """
+    claims = refunds[isin(refunds["type"], types)]
+    joined = pd.merge(
+        pd.DataFrame(
+            {
+                "row": np.arange(len(reviews)),
+                "oc": reviews["oc"].to_numpy(),
+                "created_at": reviews["created_at"].to_numpy(),
+            }
+        ),
+        pd.DataFrame(
+            {"oc": claims["oc"].to_numpy(), "requested_at": claims["requested_at"].to_numpy()}
+        ),
+        on="oc",
+    )
+    gap = (joined["requested_at"].to_numpy() - joined["created_at"].to_numpy()) / DAY
+    near = joined[(gap >= 0) & (gap <= days)]
+    first = near.groupby("row", sort=True)["requested_at"].min()
+    out = np.full(len(reviews), np.datetime64("NaT"), dtype="datetime64[us]")
+    out[first.index.to_numpy()] = first.to_numpy(dtype="datetime64[us]")
+    return out
 
 
 def snapshot(events: EventTables, cutoff: pd.Timestamp) -> Snapshot:
@@ -369,7 +450,12 @@ def snapshot(events: EventTables, cutoff: pd.Timestamp) -> Snapshot:
     o["asked_amount"] = asked[o["oc"].to_numpy()]
     o["has_request"] = requests[o["oc"].to_numpy()] > 0
 
-    v = events.reviews[events.reviews["created_at"].to_numpy() < t]
+    posted = events.reviews["created_at"].to_numpy() < t
+    v = events.reviews[posted]
+    # The latest demand model trained on data before T (searchsorted "right": one cut
+    # exactly at T saw only data before T, so it may be used at T).
+    k = int(np.searchsorted(events.demand_at, t, side="right")) - 1
+    v["demand_score"] = events.demand[k][posted] if k >= 0 else np.nan
     labels = events.labels[events.labels["labeled_at"].to_numpy() < t]
     # The before-T rule, applied here once for every table: a registration at or after T
     # (NaT compares False) is not known at T.

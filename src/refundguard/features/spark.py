@@ -38,8 +38,10 @@ import pandas as pd
 from refundguard import errors
 from refundguard.config import Params
 from refundguard.errors import ConfigError, DataContractError
+from refundguard.features.build import ReviewEvidence
 from refundguard.features.catalog import Feature
 from refundguard.features.events import LINK_KINDS, prepare_events, snapshot
+from refundguard.features.extortion import DemandScores, Lexicon
 from refundguard.features.timesplit import label_targets
 from refundguard.paths import PROJECT_ROOT
 
@@ -561,6 +563,7 @@ def _bucketed(
     tables: Mapping[str, DataFrame],
     sentiment: DataFrame | None,
     partitions: int,
+    demand: DataFrame | None = None,
 ) -> tuple[DataFrame, dict[str, list[tuple[str, str]]]]:
     """Every table's rows in one frame, each tagged with its buyer's bucket.
 
@@ -584,6 +587,9 @@ def _bucketed(
         )
     else:
         reviews = reviews.withColumn("sentiment", F.lit(None).cast("double"))
+    if demand is not None:
+        # review_id and demand_<k>: each review carries its scores under every model.
+        reviews = reviews.join(demand, "review_id", "left")
     parts: dict[str, DataFrame] = {
         "orders": orders.withColumn("_buyer", F.col("buyer_id")),
         "refunds": tables["refunds"]
@@ -705,6 +711,8 @@ def bucket_features(
     active_days: int,
     timezone: str,
     keep_known_abusers: bool = False,
+    lexicon: Lexicon | None = None,
+    demand_at: Sequence[pd.Timestamp] = (),
 ) -> pd.DataFrame:
     """Features of one bucket of buyers at every cutoff, with the local core.
 
@@ -720,6 +728,9 @@ def bucket_features(
         active_days: A buyer gets a row at T if they ordered in [T - active_days, T).
         timezone: Zone of the local clock features.
         keep_known_abusers: Known abusers keep their snapshot rows (for scoring).
+        lexicon: The extortion lexicon (None: the shipped one).
+        demand_at: The demand models' training cutoffs; the reviews then carry
+            ``demand_<k>`` columns (:meth:`DemandScores.wide`).
 
     Returns:
         buyer_id, cutoff, the local features, target and ``_row``: True for snapshot
@@ -729,14 +740,22 @@ def bucket_features(
     t = {name: _table_of(pdf, name, columns[name]) for name in TABLES}
     reviews = t["reviews"]
     sentiment = reviews.loc[reviews["sentiment"].notna(), ["review_id", "sentiment"]]
+    demand_cols = [f"demand_{k}" for k in range(len(demand_at))]
+    demand = (
+        DemandScores.from_wide(reviews[["review_id", *demand_cols]], demand_at)
+        if demand_cols
+        else None
+    )
     events = prepare_events(
         t["orders"],
         t["refunds"],
-        reviews.drop(columns="sentiment"),
+        reviews.drop(columns=["sentiment", *demand_cols]),
         t["buyers"],
         sentiment,
         labels=t["labels"],
         timezone=timezone,
+        lexicon=lexicon,
+        demand=demand,
     )
     # Category codes as prepare_events made them (factorize, sorted), back to names.
     categories = pd.factorize(t["orders"]["category"].to_numpy(dtype=object), sort=True)[1]
@@ -783,6 +802,8 @@ def featurize_spark(
     timezone: str,
     partitions: int,
     link_max_accounts: int,
+    lexicon: Lexicon | None = None,
+    demand: DemandScores | None = None,
 ) -> DataFrame:
     """The snapshot table of :func:`refundguard.features.build_snapshots`, on Spark.
 
@@ -797,6 +818,9 @@ def featurize_spark(
         timezone: Zone of the local clock features (``base.timezone``).
         partitions: Number of buyer buckets (each runs the local core once).
         link_max_accounts: ``features.link_max_accounts``.
+        lexicon: The extortion lexicon (None: the shipped one).
+        demand: Demand-model scores by training cutoff, as the local path's (computed
+            once on the driver: the model learns from every buyer's reviews), or None.
 
     Returns:
         A lazy Spark DataFrame: buyer_id, cutoff, the catalog's features in order, target;
@@ -823,7 +847,46 @@ def featurize_spark(
         timezone=timezone,
         partitions=partitions,
         link_max_accounts=link_max_accounts,
+        lexicon=lexicon,
+        demand=demand_frame(spark, demand),
+        demand_at=demand.trained_at if demand is not None else (),
     )
+
+
+def demand_frame(spark: SparkSession, demand: DemandScores | None) -> DataFrame | None:
+    """Demand scores as a Spark DataFrame (review_id, ``demand_<k>``), or None.
+
+    Args:
+        spark: The session.
+        demand: The scores.
+
+    Returns:
+        The frame, to join onto the reviews.
+    """
+    if demand is None or not len(demand.trained_at):
+        return None
+    schema = ", ".join(
+        ["review_id string"] + [f"demand_{k} double" for k in range(len(demand.trained_at))]
+    )
+    return spark.createDataFrame(for_arrow(demand.wide()), schema)
+
+
+def demand_tables(tables: Mapping[str, DataFrame]) -> dict[str, pd.DataFrame]:
+    """The columns the demand model reads, collected to the driver (it trains on one machine).
+
+    Args:
+        tables: Validated orders, refunds and reviews on Spark (UTC session: naive
+            timestamps are UTC, as the demand model reads them).
+
+    Returns:
+        orders, refunds and reviews as pandas frames.
+    """
+    columns = {
+        "orders": ("order_id", "buyer_id", "amount"),
+        "refunds": ("order_id", "requested_at", "amount", "type"),
+        "reviews": ("review_id", "order_id", "created_at", "rating", "text"),
+    }
+    return {name: tables[name].select(*cols).toPandas() for name, cols in columns.items()}
 
 
 def featurize_tables(
@@ -838,6 +901,9 @@ def featurize_tables(
     partitions: int,
     link_max_accounts: int,
     keep_known_abusers: bool = False,
+    lexicon: Lexicon | None = None,
+    demand: DataFrame | None = None,
+    demand_at: Sequence[pd.Timestamp] = (),
 ) -> DataFrame:
     """:func:`featurize_spark` from Spark DataFrames (e.g. warehouse tables).
 
@@ -854,6 +920,9 @@ def featurize_tables(
         link_max_accounts: ``features.link_max_accounts``.
         keep_known_abusers: Keep buyers already labeled abusers before T (scoring does,
             as :func:`refundguard.features.compute_features`; training rows do not).
+        lexicon: The extortion lexicon (None: the shipped one).
+        demand: review_id and ``demand_<k>`` (:func:`demand_frame`), or None.
+        demand_at: The training cutoff of each ``demand_<k>``.
 
     Returns:
         As :func:`featurize_spark`.
@@ -872,7 +941,10 @@ def featurize_tables(
     local_names = [f.name for f in catalog if f.name not in linked]
     cuts = [_utc(c) for c in cutoffs]
     medians = category_medians(tables["orders"], cuts)
-    rows, columns = _bucketed(tables, sentiment, partitions)
+    if demand is None:
+        demand_at = ()
+    rows, columns = _bucketed(tables, sentiment, partitions, demand)
+    demand_at_ = tuple(pd.Timestamp(t) for t in demand_at)
     schema = ", ".join(
         ["buyer_id string", "cutoff timestamp"]
         + [f"`{n}` double" for n in local_names]
@@ -893,6 +965,8 @@ def featurize_tables(
             active_days=active_days,
             timezone=timezone,
             keep_known_abusers=keep_known_abusers,
+            lexicon=lexicon,
+            demand_at=demand_at_,
         )
 
     per_buyer = (
@@ -1091,6 +1165,7 @@ def snapshots_on_spark(
     cutoffs: Sequence[pd.Timestamp],
     catalog: Sequence[Feature],
     horizon_days: int,
+    evidence: ReviewEvidence | None = None,
 ) -> pd.DataFrame:
     """The features stage's snapshot table, computed per bucket of buyers on Spark.
 
@@ -1101,6 +1176,9 @@ def snapshots_on_spark(
         cutoffs: Snapshot cutoffs.
         catalog: Features to compute.
         horizon_days: H.
+        evidence: The lexicon and demand scores
+            (:func:`refundguard.features.build.review_evidence`); None: the shipped
+            lexicon and no demand scores.
 
     Returns:
         The same table as :func:`refundguard.features.build_snapshots`.
@@ -1126,6 +1204,8 @@ def snapshots_on_spark(
                 timezone=params.base.timezone,
                 partitions=params.spark.partitions,
                 link_max_accounts=params.features.link_max_accounts,
+                lexicon=evidence.lexicon if evidence is not None else None,
+                demand=evidence.demand if evidence is not None else None,
             )
         )
     finally:

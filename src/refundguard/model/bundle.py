@@ -7,11 +7,13 @@ The train stage writes one folder (``models/model``)::
     policy.json        the tier bounds
     reference.json     each feature's reference quantiles (for the reasons)
     training.json      the run's facts (:class:`TrainingInfo`)
+    demand/            the review demand model trained on the data before the last
+                       training cutoff, and the user's extortion lexicon if any
     holdout/           the same files for the held-out model the evaluation judges
 
 The exported scorer carries the first four under the same names (:data:`MODEL_ARTIFACTS`),
-with its own ``scorer.json`` and the sentiment model (:data:`ARTIFACTS`); the content id
-over those four files (:func:`content_id`) is the model's version everywhere.
+with its own ``scorer.json``, the sentiment model and the demand folder (:data:`ARTIFACTS`);
+the content id over those four files (:func:`content_id`) is the model's version everywhere.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ SCORER_FILE = "scorer.json"
 SENTIMENT_DIR = "sentiment"
 
 
+# The review demand model (and the user's lexicon): written by the features stage, copied
+# here by the train stage, read by the scorer
+# (:func:`refundguard.features.extortion.load_review_models`).
+DEMAND_DIR = "demand"
+
+
 # The model folder's files that a scorer needs, by artifact role; the content id is
 # computed over exactly these.
 MODEL_ARTIFACTS: Mapping[str, str] = {
@@ -76,6 +84,7 @@ ARTIFACTS: Mapping[str, str] = {
     **MODEL_ARTIFACTS,
     "scorer": SCORER_FILE,
     "sentiment": SENTIMENT_DIR,
+    "demand": DEMAND_DIR,
 }
 
 

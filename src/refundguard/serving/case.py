@@ -37,14 +37,13 @@ from refundguard.errors import InputError
 from refundguard.features.build import compute_features
 from refundguard.features.catalog import NO_HISTORY, Feature, build_catalog, has_history
 from refundguard.features.events import (
-    EXTORTION_PATTERN,
     LINK_KINDS,
     EventTables,
     Snapshot,
     prepare_events,
     snapshot,
 )
-from refundguard.features.extortion import Lexicon, detect, load_lexicon
+from refundguard.features.extortion import FLAG_THRESHOLD, Lexicon, detect, load_lexicon
 from refundguard.serving.reasons import TOP_REASONS, standing
 from refundguard.serving.scorer import Scorer, unknown_buyers
 
@@ -140,8 +139,8 @@ class CaseReview:
         text: The text as the buyer wrote it.
         sentiment: Probability the text is positive (the scorer's sentiment model), or
             None without one.
-        extortion_language: The text matches the extortion pattern the review features
-            count.
+        extortion_language: The lexicon detector reads the text as a demand or threat
+            (score at least its flag threshold), as the review features count it.
         extortion_score: The lexicon detector's score in [0, 1]
             (:func:`refundguard.features.extortion.detect`).
         extortion_phrases: The phrases found, in reading order.
@@ -315,7 +314,7 @@ def build_case(
             as :func:`refundguard.data.validate.validate_folder` returns them.
         buyer_id: The buyer.
         as_of: The case date (tz-aware, or naive UTC).
-        lexicon: Extortion lexicon (default: the shipped one).
+        lexicon: Extortion lexicon (default: the scorer's, else the shipped one).
 
     Returns:
         The case.
@@ -341,7 +340,7 @@ def build_cases(
         tables: Validated tables, as for :func:`build_case`.
         buyer_ids: The buyers, in the order wanted.
         as_of: The case date (tz-aware, or naive UTC).
-        lexicon: Extortion lexicon (default: the shipped one).
+        lexicon: Extortion lexicon (default: the scorer's, else the shipped one).
 
     Returns:
         One case per buyer, in order.
@@ -364,6 +363,7 @@ def build_cases(
     when = pd.Timestamp(as_of)
     when = when.tz_localize("UTC") if when.tzinfo is None else when
     reviews = tables["reviews"]
+    lexicon = lexicon or scorer.lexicon or load_lexicon()
     events = prepare_events(
         tables["orders"],
         tables["refunds"],
@@ -373,6 +373,8 @@ def build_cases(
         extra_buyer_ids=ids,
         labels=tables.get("labels"),
         timezone=scorer.timezone,
+        lexicon=lexicon,
+        demand=scorer.demand_scores(tables, when),
     )
     catalog = build_catalog(scorer.feature_params)
     feats = compute_features(events, when, catalog, buyer_ids=ids)
@@ -380,7 +382,7 @@ def build_cases(
     explained = scorer.explain(feats, k=TOP_REASONS)
     history = has_history(feats)
     snap = snapshot(events, when)
-    ctx = _Context(scorer, tables, events, snap, when, lexicon or load_lexicon())
+    ctx = _Context(scorer, tables, events, snap, when, lexicon)
     cases = []
     for i, buyer in enumerate(ids):
         known = bool(history[i])
@@ -517,12 +519,10 @@ class _Context:
         raw = self.tables["reviews"].iloc[mine.index.to_numpy()]
         texts = [_text(t) or "" for t in raw["text"].tolist()]
         found = detect(texts, self.lexicon)
-        pattern = re.compile(EXTORTION_PATTERN.removeprefix("(?i)"), re.IGNORECASE)
         out = []
         for i, ((_, row), (_, s)) in enumerate(zip(raw.iterrows(), mine.iterrows(), strict=True)):
             text = texts[i]
             phrases = [p for p in str(found["phrase"].iloc[i]).split(" | ") if p.strip()]
-            phrases += [m.group(0) for m in pattern.finditer(text)]
             # Each phrase once; one inside a longer one found too says nothing more.
             phrases = list(dict.fromkeys(phrases))
             phrases = [p for p in phrases if not any(p != q and p in q for q in phrases)]
@@ -534,7 +534,7 @@ class _Context:
                     rating=_number(row["rating"]),
                     text=text,
                     sentiment=_number(s["sentiment"]),
-                    extortion_language=bool(s["extortion"]),
+                    extortion_language=bool(s["extortion_score"] >= FLAG_THRESHOLD),
                     extortion_score=float(found["score"].iloc[i]),
                     extortion_phrases=tuple(phrases),
                     highlights=_spans(text, phrases),

@@ -24,7 +24,7 @@ from refundguard.config import FeaturesParams
 from refundguard.data.io import write_json
 from refundguard.errors import ModelError
 from refundguard.features.catalog import build_catalog, catalog_version
-from refundguard.model.bundle import SCORER_FILE, TrainingInfo, content_id
+from refundguard.model.bundle import DEMAND_DIR, SCORER_FILE, TrainingInfo, content_id
 from refundguard.paths import (
     MODELS_DIR,
     REPORTS_DIR,
@@ -325,6 +325,8 @@ def stage_scorer(
         timezone: Zone of the local-clock features.
         sentiment_dir: The sentiment model's folder, bundled when given.
 
+    The model folder's ``demand/`` (beside the booster), when present, is bundled too.
+
     Returns:
         The staged folders and the model's content id.
     """
@@ -343,6 +345,11 @@ def stage_scorer(
     artifacts["scorer"] = str(config_file)
     if sentiment_dir is not None:
         artifacts["sentiment"] = str(sentiment_dir)
+    # The review demand model lives in the model folder beside the booster (the train
+    # stage copies it there from the features stage).
+    demand_dir = Path(files["booster"]).parent / DEMAND_DIR
+    if demand_dir.is_dir():
+        artifacts["demand"] = str(demand_dir)
     scorer = Scorer.from_artifacts(artifacts)
     example = input_example(snapshots, info, scorer.features)
     mlflow.pyfunc.save_model(

@@ -29,7 +29,7 @@ import pandas as pd
 from refundguard.config import FeaturesParams
 from refundguard.contract.vocabulary import FIRST_FLAGGED_TIER
 from refundguard.data.io import read_json
-from refundguard.errors import InputError, ModelError
+from refundguard.errors import ConfigError, InputError, ModelError
 from refundguard.features.build import compute_features
 from refundguard.features.catalog import (
     HISTORY_FEATURES,
@@ -39,6 +39,13 @@ from refundguard.features.catalog import (
     catalog_version,
 )
 from refundguard.features.events import prepare_events
+from refundguard.features.extortion import (
+    DemandModel,
+    DemandScores,
+    Lexicon,
+    demand_scores_at,
+    load_review_models,
+)
 from refundguard.model.bundle import ARTIFACTS, MODEL_ARTIFACTS, content_id
 from refundguard.model.calibration import Calibrator
 from refundguard.model.policy import TIERS, PolicyChoice, risk_score
@@ -228,6 +235,9 @@ class Scorer:
         timezone: Zone of the local-clock features (the training data's zone).
         reference: Reference quantiles of each feature (for the reasons' percentiles).
         model_version: The model's content id, stamped on every output row.
+        demand_model: The review demand model trained on the data before the last
+            training cutoff (None: the model folder has none; one is trained per date).
+        lexicon: The extortion lexicon the features were computed with (None: shipped).
     """
 
     booster: lgb.Booster
@@ -242,13 +252,16 @@ class Scorer:
     timezone: str = "Asia/Shanghai"
     reference: dict[str, list[float]] = field(default_factory=dict)
     model_version: str = "unknown"
+    demand_model: DemandModel | None = None
+    lexicon: Lexicon | None = None
 
     @classmethod
     def from_artifacts(cls, artifacts: Mapping[str, str | Path]) -> Scorer:
         """Build from the artifact files of an exported model.
 
         Args:
-            artifacts: Paths of the :data:`ARTIFACTS` files ("sentiment" optional).
+            artifacts: Paths of the :data:`ARTIFACTS` files ("sentiment" and "demand"
+                optional).
 
         Returns:
             The scorer.
@@ -290,9 +303,15 @@ class Scorer:
             bounds = PolicyChoice.from_dict(read_json(Path(artifacts["policy"]))).bounds
             reference = read_json(Path(artifacts["reference"]))["quantiles"]
             version = str(config.get("model_version", "unknown"))
+            demand = artifacts.get("demand")
+            demand_model, lexicon = load_review_models(
+                Path(demand) if demand and Path(demand).is_dir() else None
+            )
         except ModelError:
             raise
-        except (OSError, KeyError, TypeError, ValueError, lgb.basic.LightGBMError) as exc:
+        except (
+            OSError, KeyError, TypeError, ValueError, ConfigError, lgb.basic.LightGBMError
+        ) as exc:
             raise ModelError(f"cannot load scorer: {exc}") from exc
         expected = catalog_version(build_catalog(feature_params))
         if config.get("catalog_version") != expected:
@@ -317,6 +336,8 @@ class Scorer:
             timezone=timezone,
             reference={k: list(v) for k, v in reference.items()},
             model_version=version,
+            demand_model=demand_model,
+            lexicon=lexicon,
         )
 
     @classmethod
@@ -565,6 +586,27 @@ class Scorer:
         model = read_model(self.sentiment_dir)
         return None if model is None else predict_reviews(model, reviews)
 
+    def demand_scores(
+        self, tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp
+    ) -> DemandScores:
+        """Demand-model scores of the reviews as known at ``as_of``.
+
+        The shipped demand model (trained on the data before the last training cutoff)
+        scores from its cutoff on; an earlier ``as_of`` gets a model trained on the data
+        before it instead, so that no score uses what was not known then
+        (:func:`refundguard.features.extortion.demand_scores_at`).
+
+        Args:
+            tables: Validated orders, refunds and reviews.
+            as_of: The scoring time (tz-aware, or UTC).
+
+        Returns:
+            The scores, for :func:`refundguard.features.events.prepare_events`.
+        """
+        return demand_scores_at(
+            tables["reviews"], tables["refunds"], tables["orders"], as_of, self.demand_model
+        )
+
     def score_events(
         self,
         tables: Mapping[str, pd.DataFrame],
@@ -593,6 +635,8 @@ class Scorer:
             extra_buyer_ids=list(buyers or ()),
             labels=tables.get("labels"),
             timezone=self.timezone,
+            lexicon=self.lexicon,
+            demand=self.demand_scores(tables, as_of),
         )
         catalog = build_catalog(self.feature_params)
         feats = compute_features(

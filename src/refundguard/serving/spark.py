@@ -10,7 +10,14 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-from refundguard.features.spark import featurize_tables, for_arrow, read_validated, sentiment_spark
+from refundguard.features.spark import (
+    demand_frame,
+    demand_tables,
+    featurize_tables,
+    for_arrow,
+    read_validated,
+    sentiment_spark,
+)
 
 SCORE_SCHEMA = (
     "buyer_id string, probability double, risk_score long, tier string, "
@@ -95,6 +102,8 @@ def score_tables_spark(
         else None
     )
     fp = scorer.feature_params
+    # The demand model trains (or scores) on one machine, as Scorer.score_events does.
+    demand = scorer.demand_scores(demand_tables(tables), as_of)
     feats = featurize_tables(
         tables,
         sentiment,
@@ -106,5 +115,8 @@ def score_tables_spark(
         partitions=partitions,
         link_max_accounts=fp.link_max_accounts,
         keep_known_abusers=True,
+        lexicon=scorer.lexicon,
+        demand=demand_frame(spark, demand),
+        demand_at=demand.trained_at,
     )
     return score_spark(feats, Path(model_dir), reasons=reasons)

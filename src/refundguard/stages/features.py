@@ -11,9 +11,15 @@ from refundguard import progress
 from refundguard.config import load_params
 from refundguard.data.io import write_json, write_parquet
 from refundguard.errors import ConfigError
-from refundguard.features.build import SparkBuild, build_snapshots, load_validated
+from refundguard.features.build import (
+    SparkBuild,
+    build_snapshots,
+    load_validated,
+    review_evidence,
+)
 from refundguard.features.catalog import build_catalog, catalog_version
 from refundguard.features.events import prepare_events
+from refundguard.features.extortion import REVIEW_MODELS_DIR, save_review_models
 from refundguard.features.timesplit import make_cutoffs, resolve_horizon
 from refundguard.paths import (
     FEATURES_DIR,
@@ -36,6 +42,10 @@ def main(
     spark_build: SparkBuild | None = None,
 ) -> pd.DataFrame:
     """Build the snapshot table of every cutoff and write it with the catalog.
+
+    Also writes ``out_dir/review_models``: the review demand model trained on the data
+    before the last cutoff (and the user's extortion lexicon), which the train stage
+    puts in the model folder for the scorer.
 
     Args:
         params_path: params.yaml.
@@ -65,6 +75,13 @@ def main(
         min_history_days=params.features.history_cap_days,
     )
     catalog = build_catalog(params.features)
+    evidence = review_evidence(tables, cutoffs, params.features)
+    if evidence.model is not None:
+        log.info(
+            "features: review demand model at %s: %d demand-like, %d complaint-like reviews%s",
+            evidence.model.cutoff, evidence.model.n_demand_like,
+            evidence.model.n_complaint_like, "" if evidence.model.trained else " (too few)",
+        )
     if params.features.engine == "spark":
         if spark_build is None:
             raise ConfigError(
@@ -72,7 +89,7 @@ def main(
                 "refundguard.features.spark.snapshots_on_spark as spark_build"
             )
         snaps = spark_build(params, validated_dir, sentiment_file, cutoffs, catalog,
-                            horizon.days)
+                            horizon.days, evidence)
     else:
         events = prepare_events(
             tables["orders"],
@@ -82,6 +99,8 @@ def main(
             pd.read_parquet(sentiment_file) if sentiment_file.exists() else None,
             labels=tables["labels"],
             timezone=params.base.timezone,
+            lexicon=evidence.lexicon,
+            demand=evidence.demand,
         )
         with progress.bar("features: cutoffs", total=len(cutoffs)) as advance:
 
@@ -99,6 +118,7 @@ def main(
                 progress=step,
             )
     write_parquet(snaps, out_dir / SNAPSHOTS_FILE_NAME)
+    save_review_models(out_dir / REVIEW_MODELS_DIR, evidence.model, params.features.lexicon_path())
     write_json(
         {
             "catalog_version": catalog_version(catalog),

@@ -16,7 +16,14 @@ import pandas as pd
 from refundguard.config import load_params
 from refundguard.data.io import read_json
 from refundguard.errors import DataContractError
-from refundguard.model.bundle import HOLDOUT_DIR, TrainedModel, TrainingInfo, save_model
+from refundguard.features.extortion import REVIEW_MODELS_DIR
+from refundguard.model.bundle import (
+    DEMAND_DIR,
+    HOLDOUT_DIR,
+    TrainedModel,
+    TrainingInfo,
+    save_model,
+)
 from refundguard.model.consistency import CONSISTENCY_DIR, CONSISTENCY_FILE
 from refundguard.model.train import TrainingResult, TuningResult, train
 from refundguard.paths import (
@@ -107,9 +114,20 @@ def _log_run(
     )
 
 
-def _save(result: TrainingResult, info: TrainingInfo, out_dir: Path) -> None:
-    """The shipped model at the folder's top level, the held-out one under holdout/."""
+def _save(
+    result: TrainingResult, info: TrainingInfo, out_dir: Path, review_models: Path
+) -> None:
+    """The shipped model at the folder's top level, the held-out one under holdout/.
+
+    The features stage's review demand model (trained on the data before the last
+    cutoff) goes to ``demand/``, for the scorer.
+    """
     save_model(result.model, out_dir, info, policy=result.policy, reference=result.reference)
+    demand_dir = out_dir / DEMAND_DIR
+    if demand_dir.exists():
+        shutil.rmtree(demand_dir)
+    if review_models.is_dir():
+        shutil.copytree(review_models, demand_dir)
     holdout_dir = out_dir / HOLDOUT_DIR
     if result.shipped is not None:
         save_model(result.holdout, holdout_dir, info, policy=result.holdout_policy,
@@ -188,7 +206,7 @@ def main(
             horizon=manifest.get("horizon"),
             dropped=dropped,
         )
-    _save(result, info, out_dir)
+    _save(result, info, out_dir, features_dir / REVIEW_MODELS_DIR)
     _log_summary(result)
     return result.model
 

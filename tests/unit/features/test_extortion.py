@@ -23,10 +23,16 @@ from refundguard.features.extortion import (
     SHIPPED_LEXICON,
     DemandModel,
     DemandParams,
+    DemandScores,
     Lexicon,
+    demand_history,
     demand_scores,
+    demand_scores_at,
     detect,
     load_lexicon,
+    load_review_models,
+    refit_points,
+    save_review_models,
     score_reviews,
     train_demand_model,
     weak_labels,
@@ -592,3 +598,83 @@ def test_score_reviews_joins_both_kinds_of_evidence(
         out["score"], detect(few["text"].tolist(), lexicon)["score"], check_names=False
     )
     assert score_reviews(few, lexicon)["model_score"].isna().all()
+
+
+# ------------------------------------------------------------------ point-in-time schedule
+
+
+def test_refit_points_are_laid_back_from_the_last_cutoff() -> None:
+    cutoffs = [T0 + k * 28 * DAY for k in range(10)]
+    assert refit_points(cutoffs, 4) == [cutoffs[0], cutoffs[1], cutoffs[5], cutoffs[9]]
+    assert refit_points(cutoffs, 1) == cutoffs
+    assert refit_points(cutoffs[:1], 4) == cutoffs[:1]
+    with pytest.raises(ConfigError, match="refit"):
+        refit_points(cutoffs, 0)
+
+
+def test_demand_scores_at_reads_the_latest_model_cut_before(
+    platform: tuple[pd.DataFrame, ...],
+) -> None:
+    reviews, refunds, orders = platform
+    points = [T0 + 40 * DAY, T0 + 70 * DAY]
+    demand, last = demand_history(reviews, refunds, orders, points, PARAMS)
+    assert last is not None and last.cutoff == "2025-05-10T00:00:00Z"
+    assert demand.at(T0) is None
+    assert demand.at(points[0]) == 0 and demand.at(points[1] - DAY) == 0
+    assert demand.at(points[1]) == 1 and demand.at(T0 + 500 * DAY) == 1
+    posted = reviews.set_index("review_id")["created_at"]
+    at = pd.Series(demand.scores[0], index=demand.review_ids)
+    # The first model scores the reviews a snapshot before the second point can read.
+    assert at[posted[at.index] < points[1]].notna().all()
+    assert at[posted[at.index] >= points[1]].isna().all()
+    # Round trip through the wide frame (the Spark engine's join).
+    back = DemandScores.from_wide(demand.wide(), demand.trained_at)
+    np.testing.assert_array_equal(back.scores, demand.scores)
+    assert back.trained_at == demand.trained_at
+
+
+def test_scorer_scores_use_the_shipped_model_only_from_its_cutoff(
+    platform: tuple[pd.DataFrame, ...],
+) -> None:
+    reviews, refunds, orders = platform
+    cut = T0 + 70 * DAY
+    demand, shipped = demand_history(reviews, refunds, orders, [cut], PARAMS)
+    assert shipped is not None
+    later = demand_scores_at(reviews, refunds, orders, cut + 10 * DAY, shipped)
+    assert later.trained_at == (cut,)
+    before_cut = (reviews["created_at"] < cut).to_numpy()
+    # Same model, same scores on the reviews both score; later reviews scored too.
+    np.testing.assert_allclose(later.scores[0][before_cut], demand.scores[0][before_cut])
+    assert np.isfinite(later.scores[0]).sum() > before_cut.sum()
+    # An earlier date never sees the shipped model (it learned from later requests).
+    earlier = demand_scores_at(reviews, refunds, orders, cut - 20 * DAY, shipped)
+    assert earlier.trained_at == (cut - 20 * DAY,)
+    again, _ = demand_history(
+        reviews[reviews["created_at"] < cut - 20 * DAY],
+        refunds[refunds["requested_at"] < cut - 20 * DAY],
+        orders,
+        [cut - 20 * DAY],
+        shipped.params,
+    )
+    pos = pd.Index(earlier.review_ids).get_indexer(again.review_ids)
+    np.testing.assert_allclose(earlier.scores[0][pos], again.scores[0])
+
+
+def test_review_models_round_trip_with_the_user_lexicon(
+    tmp_path: Path, platform: tuple[pd.DataFrame, ...]
+) -> None:
+    reviews, refunds, orders = platform
+    model = train_demand_model(reviews, refunds, orders, T0 + 60 * DAY, PARAMS)
+    user = tmp_path / "mine.yaml"
+    user.write_text("version: 1\nkinds:\n  demand: ['给我红包']\n", encoding="utf-8")
+    folder = save_review_models(tmp_path / "rm", model, user)
+    loaded, lexicon = load_review_models(folder)
+    assert loaded is not None and loaded.cutoff == model.cutoff
+    assert "给我红包" in lexicon.patterns["demand"]
+    texts = reviews["text"].tolist()[:20]
+    np.testing.assert_array_equal(loaded.score(texts), model.score(texts))
+    # Without a user lexicon the copy goes, and the shipped lexicon is read.
+    save_review_models(folder, model, None)
+    _, shipped = load_review_models(folder)
+    assert "给我红包" not in shipped.patterns["demand"]
+    assert load_review_models(None)[0] is None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,9 +9,11 @@ import pytest
 
 from refundguard.config import FeaturesParams
 from refundguard.data.validate import validate_tables
+from refundguard.errors import ConfigError
 from refundguard.features.build import build_snapshots, compute_features
 from refundguard.features.catalog import build_catalog, catalog_markdown, catalog_version
 from refundguard.features.events import prepare_events, ratio
+from refundguard.features.extortion import DemandScores, demand_history, load_lexicon, refit_points
 
 CUTOFF = pd.Timestamp("2024-03-01 00:00", tz="Asia/Shanghai")
 CATALOG = build_catalog(FeaturesParams())
@@ -81,7 +84,12 @@ B1_EXPECTED = {
     "review_near_refund_share_365d": 2 / 3,  # r1 (v1 23.5 h later), r3 (v4 24 h later)
     "duplicate_text_share_365d": 2 / 3,  # v1 and v4 say the same
     "mean_review_length_365d": (13 + 2 + 13) / 3,
-    "extortion_share_365d": 2 / 3,  # "不赔钱就给差评"
+    # v1 and v4 say "不赔钱就给差评": a demand tied by a condition to a bad review (1.0).
+    "extortion_review_share_365d": 2 / 3,
+    "conditional_threats_365d": 2,
+    "max_demand_score_365d": math.nan,  # no demand scores given
+    # v1 (o1) and v4 (o3) are 1-star; the claims on o1 and o3 (r1, r3) came before them.
+    "review_then_claim_share_365d": 0.0,
     "linked_accounts_device": 1,  # b2 used device d1
     "linked_accounts_address": 0,
     "linked_accounts_payment": 0,
@@ -346,3 +354,165 @@ def test_history_lengths_are_capped_the_same_at_every_cutoff(
     # The catalog says so, in both languages.
     entry = {f.name: f for f in catalog}["days_since_first_order"]
     assert str(cap) in entry.en and str(cap) in entry.zh
+
+
+# ------------------------------------------------------------------- review-text evidence
+
+
+def _hand_demand(later: float) -> DemandScores:
+    """Two demand models of the hand-built reviews: one cut before CUTOFF, one after it."""
+    t0 = pd.Timestamp("2024-02-01", tz="UTC")
+    t1 = pd.Timestamp("2024-03-05", tz="UTC")  # after CUTOFF: must not be read at CUTOFF
+    ids = np.array(["v1", "v2", "v3", "v4"], dtype=object)
+    scores = np.array([[0.3, 0.99, np.nan, 0.6], [later, later, later, later]])
+    return DemandScores((t0, t1), ids, scores)
+
+
+def _review_features(
+    tables: dict[str, pd.DataFrame], cutoff: pd.Timestamp, demand: DemandScores | None = None
+) -> pd.Series:
+    events = prepare_events(tables["orders"], tables["refunds"], tables["reviews"],
+                            tables["buyers"], SENTIMENT, labels=tables["labels"],
+                            demand=demand)
+    return compute_features(events, cutoff, CATALOG).set_index("buyer_id").loc["b1"]
+
+
+def test_max_demand_score_reads_the_model_cut_before_the_cutoff(
+    hand_tables: dict[str, pd.DataFrame],
+) -> None:
+    # At CUTOFF the model of 2024-02-01 holds: the 1-2 star reviews v1 (0.3) and v4 (0.6);
+    # v2 is 5 stars, so its 0.99 does not count.
+    at = _review_features(hand_tables, CUTOFF, _hand_demand(0.9))
+    assert at["max_demand_score_365d"] == pytest.approx(0.6)
+    # Whatever the later model says, the features at CUTOFF do not change.
+    other = _review_features(hand_tables, CUTOFF, _hand_demand(0.01))
+    assert other["max_demand_score_365d"] == pytest.approx(0.6)
+    # From 2024-03-05 on, the later model's scores are read (v1, v3, v4: 1 star).
+    later = _review_features(hand_tables, pd.Timestamp("2024-03-10", tz="Asia/Shanghai"),
+                             _hand_demand(0.9))
+    assert later["max_demand_score_365d"] == pytest.approx(0.9)
+
+
+def _claim_after_v4(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """A compensation claim on o3 two days after its 1-star review v4, after CUTOFF."""
+    raw = {k: v.copy() for k, v in raw.items()}
+    raw["refunds"] = pd.concat([raw["refunds"], pd.DataFrame([
+        ("r7", "o3", "2024-03-01 10:00", "20", "compensation", "quality", "pending",
+         None, "false"),
+    ], columns=raw["refunds"].columns)], ignore_index=True)
+    return validate_tables(raw, timezone="Asia/Shanghai", max_text_chars=100).tables
+
+
+def test_review_then_claim_share_counts_claims_known_before_the_cutoff(
+    hand_raw: dict[str, pd.DataFrame],
+) -> None:
+    tables = _claim_after_v4(hand_raw)
+    # At CUTOFF the claim (2024-03-01 10:00) is not yet made: 0 of v1, v4.
+    assert _review_features(tables, CUTOFF)["review_then_claim_share_365d"] == 0.0
+    # At 2024-03-10: v1, v3 (o2, no claim) and v4 are 1-star; v4 was followed by r7.
+    later = _review_features(tables, pd.Timestamp("2024-03-10", tz="Asia/Shanghai"))
+    assert later["review_then_claim_share_365d"] == pytest.approx(1 / 3)
+
+
+def test_user_lexicon_param_changes_the_review_features(
+    hand_tables: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
+    # "后悔" alone is no demand in the shipped lexicon; a user's lexicon makes it one.
+    lexicon_file = tmp_path / "lexicon.yaml"
+    lexicon_file.write_text(
+        "version: 1\nkinds:\n  more_reviews: ['后悔']\n", encoding="utf-8"
+    )
+    fp = FeaturesParams(extortion_lexicon=str(lexicon_file))
+    lexicon = load_lexicon(fp.lexicon_path())
+    events = prepare_events(hand_tables["orders"], hand_tables["refunds"],
+                            hand_tables["reviews"], hand_tables["buyers"], SENTIMENT,
+                            labels=hand_tables["labels"], lexicon=lexicon)
+    when = pd.Timestamp("2024-03-10", tz="Asia/Shanghai")
+    got = compute_features(events, when, CATALOG).set_index("buyer_id").loc["b1"]
+    # v1 and v4 as before, and v3 ("后悔", a threat of more reviews: 0.5) now too.
+    assert got["extortion_review_share_365d"] == pytest.approx(3 / 4)
+    assert got["conditional_threats_365d"] == 2
+    shipped = _review_features(hand_tables, when)
+    assert shipped["extortion_review_share_365d"] == pytest.approx(2 / 4)
+
+
+def test_missing_user_lexicon_is_one_line_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"features\.extortion_lexicon .* does not exist") as e:
+        FeaturesParams(extortion_lexicon=str(tmp_path / "nope.yaml"))
+    assert "\n" not in str(e.value)
+
+
+def test_demand_model_features_are_point_in_time() -> None:
+    """A review or a request after T never changes the features at T, through the model too."""
+    from tests.unit.features.test_extortion import synthetic_platform
+
+    reviews, refunds, orders = synthetic_platform(600, seed=3)
+    reviews = reviews.assign(created_at=reviews["created_at"].dt.tz_localize("UTC"))
+    refunds = refunds.assign(
+        requested_at=refunds["requested_at"].dt.tz_localize("UTC"),
+        resolved_at=pd.NaT, refund_id=[f"q{i}" for i in range(len(refunds))],
+        reason="quality", status="pending", instant=False,
+    )
+    t_first = reviews["created_at"].min()
+    orders = orders.assign(
+        seller_id="s1", created_at=t_first - pd.Timedelta(days=3), delivered_at=pd.NaT,
+        category="food", device_id="d", address_id=None, payment_id=None,
+    )
+    cutoffs = [t_first + pd.Timedelta(days=d) for d in (40, 60, 80, 100)]
+    points = refit_points(cutoffs, 2)
+    assert points == [cutoffs[0], cutoffs[1], cutoffs[3]]
+    params = {"hash_bits": 14, "min_per_class": 10}
+    t = cutoffs[2]  # uses the model of cutoffs[1]
+
+    def features_at(rv: pd.DataFrame, rf: pd.DataFrame) -> pd.DataFrame:
+        demand, _ = demand_history(rv, rf, orders, points, params)
+        events = prepare_events(orders, rf, rv, demand=demand)
+        return compute_features(events, t, CATALOG).set_index("buyer_id")
+
+    full = features_at(reviews, refunds)
+    cut = features_at(
+        reviews[reviews["created_at"] < t], refunds[refunds["requested_at"] < t]
+    )
+    assert full["max_demand_score_365d"].notna().sum() > 100
+    pd.testing.assert_frame_equal(full, cut)
+
+
+REVIEW_TEXT_FEATURES = (
+    "extortion_review_share_365d",
+    "max_demand_score_365d",
+    "conditional_threats_365d",
+    "review_then_claim_share_365d",
+)
+
+
+def test_pipeline_snapshots_and_scorer_agree_on_the_review_text_features(project: Path) -> None:
+    """End to end: the features are in the snapshots, and the exported scorer recomputes
+    them at the last cutoff with the demand model and lexicon it ships."""
+    from refundguard.features.build import load_validated
+    from refundguard.serving.scorer import Scorer
+
+    snaps = pd.read_parquet(project / "data" / "features" / "snapshots.parquet")
+    for name in REVIEW_TEXT_FEATURES:
+        assert name in snaps.columns, name
+    assert (project / "data" / "features" / "review_models" / "demand.json").is_file()
+    assert (project / "models" / "model" / "demand" / "demand.json").is_file()
+    scorer = Scorer.load(project / "models" / "scorer")
+    assert scorer.demand_model is not None and scorer.demand_model.trained
+    last = snaps["cutoff"].max()
+    assert pd.Timestamp(scorer.demand_model.cutoff) == last
+    rows = snaps[snaps["cutoff"] == last].set_index("buyer_id")
+    assert rows["max_demand_score_365d"].notna().any()
+    tables = load_validated(project / "data" / "validated")
+    events = prepare_events(
+        tables["orders"], tables["refunds"], tables["reviews"], tables["buyers"],
+        scorer.review_sentiment(tables["reviews"]), labels=tables["labels"],
+        timezone=scorer.timezone, lexicon=scorer.lexicon,
+        demand=scorer.demand_scores(tables, last),
+    )
+    again = compute_features(events, last, CATALOG, buyer_ids=list(rows.index))
+    again = again.set_index("buyer_id")
+    for name in REVIEW_TEXT_FEATURES:
+        np.testing.assert_allclose(
+            again[name].to_numpy(dtype="float64"), rows[name].to_numpy(dtype="float64"),
+            rtol=0, atol=1e-12, err_msg=name,
+        )
