@@ -400,6 +400,8 @@ class EvaluateParams:
             precision (one extra training per group).
         ablation_max_train_rows: Training rows of each ablation variant, at most (all
             positives kept, negatives sampled), which bounds its cost on big data.
+        report_lang: Language the HTML report opens in (both are on the page); auto: zh
+            for a China, Hong Kong, Macau or Taiwan base.timezone, else en.
     """
 
     top_share: float = 0.01
@@ -408,6 +410,7 @@ class EvaluateParams:
     baseline_threshold: float = 0.5
     ablation: bool = True
     ablation_max_train_rows: int = 100_000
+    report_lang: Literal["auto", "zh", "en"] = "auto"
 
 
 def _default_prevented() -> dict[str, float]:

@@ -9,7 +9,8 @@ positions, tiers rise in severity). Table names live with the table declarations
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Final, Literal
 
 REFUND_TYPES: Final = ("refund_only", "return_refund", "exchange", "compensation")
 
@@ -88,3 +89,32 @@ DEFAULT_TIER: Final = TIERS[1]
 # The first tier that holds a buyer for a person ("flagged"), and the tiers from it up.
 FIRST_FLAGGED_TIER: Final = TIERS[2]
 FLAGGED_TIERS: Final[tuple[str, ...]] = TIERS[2:]
+
+
+# --- Names people read, in Chinese and English ---------------------------------------
+# The case file, the score tables for people (refundguard.serving.labels) and the HTML
+# evaluation report (refundguard.reporting) all show these; machine output keeps the codes.
+
+Language = Literal["zh", "en"]
+
+
+LANGUAGES: Final[tuple[Language, ...]] = ("zh", "en")
+
+
+TIER_LABELS: Final[Mapping[Language, Mapping[str, str]]] = {
+    "zh": dict(zip(TIERS, ("信任", "标准", "人工审核", "限制"), strict=True)),
+    "en": dict(zip(TIERS, ("Trusted", "Standard", "Review", "Restrict"), strict=True)),
+}
+
+
+# Buyer segments (simulated data), as the report's tables name them.
+SEGMENT_LABELS: Final[Mapping[Language, Mapping[str, str]]] = {
+    "zh": dict(zip(SEGMENTS, (
+        "诚实买家", "尺码试穿者", "物流受害者", "挑剔评价者", "家庭共用账户",
+        "仅退款索取者", "差评勒索者", "穿后退货者", "团伙成员",
+    ), strict=True)),
+    "en": dict(zip(SEGMENTS, (
+        "honest buyer", "size bracketer", "logistics victim", "picky reviewer", "household",
+        "refund-only claimer", "extortion reviewer", "wardrober", "ring member",
+    ), strict=True)),
+}

@@ -9,21 +9,11 @@ and the score tables for people (:mod:`refundguard.serving.people`) share. Machi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
-from refundguard.contract.vocabulary import TIERS
-
-Language = Literal["zh", "en"]
-
-
-LANGUAGES: tuple[Language, ...] = ("zh", "en")
-
-
-TIER_LABELS: Mapping[Language, Mapping[str, str]] = {
-    "zh": dict(zip(TIERS, ("信任", "标准", "人工审核", "限制"), strict=True)),
-    "en": dict(zip(TIERS, ("Trusted", "Standard", "Review", "Restrict"), strict=True)),
-}
-
+# The language codes and tier names live in the contract, where the report can share them.
+from refundguard.contract.vocabulary import LANGUAGES as LANGUAGES
+from refundguard.contract.vocabulary import TIER_LABELS as TIER_LABELS
+from refundguard.contract.vocabulary import Language as Language
 
 # Values of the ``override`` column (see refundguard.serving.lists).
 OVERRIDE_LABELS: Mapping[Language, Mapping[str, str]] = {

@@ -149,7 +149,9 @@ def _write_report(
             gate=gate,
             info=info.to_dict(),
             consistency=consistency,
-        )
+        ),
+        lang=params.evaluate.report_lang,
+        timezone=params.base.timezone,
     )
     write_text(html, path)
 
