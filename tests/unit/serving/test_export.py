@@ -40,6 +40,15 @@ def test_scorer_folder_is_mlflow_pyfunc_from_code(project: Path) -> None:
     assert all("==" in r for r in reqs if not r.startswith("-"))
 
 
+def test_scorer_carries_serving_code_only(project: Path) -> None:
+    code = project / "models/scorer/code/refundguard"
+    assert (code / "serving" / "scorer.py").is_file() and (code / "model" / "bundle.py").is_file()
+    shipped = {p.relative_to(code).parts[0] for p in code.rglob("*.py")}
+    # No simulator, no stage shells, no report or CLI, no README generator.
+    assert not shipped & {"sim", "stages", "reporting", "cli.py", "__main__.py", "docs.py"}
+    assert not list(code.rglob("__pycache__"))
+
+
 def test_artifacts_are_data_files_not_pickles(project: Path) -> None:
     art = project / "models/scorer/artifacts"
     names = sorted(p.name for p in art.rglob("*") if p.is_file())
