@@ -18,23 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.fixtures import REPO
+from tests.fixtures import LAYERS, REPO
 
 PACKAGE = REPO / "src" / "refundguard"
-LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__main__",),
-    ("cli",),
-    ("stages",),
-    ("serving", "reporting"),
-    ("model",),
-    ("features", "sim"),
-    ("data",),
-    ("config",),
-    ("contract",),
-    ("paths", "progress"),
-    ("errors",),
-    ("__init__",),
-)
 # The features stage runs the Spark engine that the CLI hands it (features.engine: spark).
 STAGE_EXTRAS: dict[str, tuple[str, ...]] = {"features": ("refundguard.features.spark",)}
 

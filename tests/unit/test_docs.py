@@ -16,8 +16,7 @@ from scripts.docs import (
     results_markdown,
     summary_markdown,
 )
-from tests.fixtures import REPO
-from tests.unit.test_architecture import LAYERS
+from tests.fixtures import LAYERS, REPO
 
 README = REPO / "README.md"
 PACKAGE = REPO / "src" / "refundguard"

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from tests.unit.data.test_validate import KEYS, raw_tables
+from tests.fixtures import KEYS, raw_tables
 from typer.testing import CliRunner
 
 from refundguard.cli import app

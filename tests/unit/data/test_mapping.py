@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from tests.unit.data.test_validate import assert_accounting, raw_tables
+from tests.fixtures import assert_accounting, raw_tables
 
 from refundguard.config import params_from_dict
 from refundguard.contract.tables import TABLES

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from tests.fixtures import KEYS, assert_accounting, raw_tables, reason_kind
 
 from refundguard.contract.tables import DTYPES, TABLES
 from refundguard.data.io import write_csv
@@ -31,63 +30,6 @@ from refundguard.paths import (
 from refundguard.stages.validate import main
 
 TZ = "Asia/Shanghai"
-KEYS = {"orders": "order_id", "refunds": "refund_id", "reviews": "review_id",
-        "labels": "buyer_id", "buyers": "buyer_id"}
-
-
-def raw_tables() -> dict[str, pd.DataFrame]:
-    """Small raw tables, all strings as read from CSV; every row is valid.
-
-    Each order has at most one refund and one review, so that a bad order's dependants
-    are easy to name.
-    """
-    orders = pd.DataFrame(
-        [
-            ("o1", "b1", "s1", "2024-01-01 10:00", "100", "apparel", "2024-01-03 10:00"),
-            ("o2", "b1", "s2", "2024-01-02 10:00", "200", "home", "2024-01-04 10:00"),
-            ("o3", "b2", "s1", "2024-01-03 10:00", "300", "food", None),
-            ("o4", "b2", "s3", "2024-01-04 10:00", "400", "books", "2024-01-06 10:00"),
-            ("o5", "b3", "s3", "2024-01-05 10:00", "500", "toys", "2024-01-07 10:00"),
-        ],
-        columns=["order_id", "buyer_id", "seller_id", "created_at", "amount", "category",
-                 "delivered_at"],
-    )
-    refunds = pd.DataFrame(
-        [
-            ("r1", "o1", "2024-01-04 10:00", "100", "refund_only", "damaged", "approved",
-             "2024-01-05 10:00", "false"),
-            ("r2", "o2", "2024-01-05 10:00", "50", "return_refund", "size_fit", "rejected",
-             "2024-01-06 10:00", "true"),
-            ("r3", "o3", "2024-01-06 10:00", "300", "refund_only", "not_received", "pending",
-             None, None),
-            ("r4", "o4", "2024-01-07 10:00", "10", "compensation", "quality", "approved",
-             "2024-01-08 10:00", "0"),
-        ],
-        columns=["refund_id", "order_id", "requested_at", "amount", "type", "reason", "status",
-                 "resolved_at", "instant"],
-    )
-    reviews = pd.DataFrame(
-        [
-            ("v1", "o1", "2024-01-04 12:00", "1", "质量太差了"),
-            ("v2", "o2", "2024-01-05 12:00", "5", "很好"),
-            ("v3", "o3", "2024-01-06 12:00", None, None),
-            ("v4", "o5", "2024-01-08 12:00", "4", "ok"),
-        ],
-        columns=["review_id", "order_id", "created_at", "rating", "text"],
-    )
-    labels = pd.DataFrame(
-        [("b1", "1", "2024-02-01 10:00", "platform_ruling"),
-         ("b2", "0", "2024-02-02 10:00", "manual_review"),
-         ("b3", "1", "2024-02-03 10:00", None)],
-        columns=["buyer_id", "label", "labeled_at", "source"],
-    )
-    buyers = pd.DataFrame(
-        [("b1", "2023-12-01 00:00"), ("b2", "2023-06-01 00:00"), ("b3", None)],
-        columns=["buyer_id", "registered_at"],
-    )
-    out = {"orders": orders, "refunds": refunds, "reviews": reviews, "labels": labels,
-           "buyers": buyers}
-    return {k: v.astype("str") for k, v in out.items()}
 
 
 def run(raw: dict[str, pd.DataFrame | None], *, timezone: str = TZ,
@@ -107,42 +49,6 @@ def nulled(res: ValidationResult, table: str) -> dict[int, str]:
     q = res.quarantine
     q = q[(q["table"] == table) & (q["action"] == "field_nulled")]
     return dict(zip(q["row"].astype(int), q["reason"], strict=True))
-
-
-def reason_kind(reason: str) -> str:
-    """A reason without the offending value (what the report counts)."""
-    return re.sub(r"\s*\(.*\)$|\s+(['\"]).*\1$", "", reason)
-
-
-def assert_accounting(res: ValidationResult) -> None:
-    q = res.quarantine
-    assert list(q.columns) == list(QUARANTINE_COLUMNS)
-    assert set(q["action"]) <= {"row_rejected", "field_nulled"}
-    assert set(res.report) == set(TABLES)
-    for name, r in res.report.items():
-        assert r["rows_in"] == r["rows_valid"] + r["rows_quarantined"] + r[
-            "duplicates_collapsed"
-        ], name
-        assert r["rows_valid"] == len(res.tables[name]), name
-        listed = q.loc[q["table"] == name]
-        assert listed["row"].is_unique, name
-        assert listed["row"].between(1, r["rows_in"]).all(), name
-        for action, rows_key, counts_key in (("row_rejected", "rows_quarantined", "reasons"),
-                                             ("field_nulled", "rows_fields_nulled",
-                                              "fields_nulled")):
-            rows = listed.loc[listed["action"] == action]
-            assert len(rows) == r[rows_key], (name, action)
-            # The report's reason counts are the quarantine's reasons, counted once per row.
-            counts: Counter[str] = Counter()
-            for joined in rows["reason"]:
-                parts = joined.split("; ")
-                assert len(parts) == len(set(parts)), joined
-                counts.update({reason_kind(p) for p in parts})
-            assert r[counts_key] == dict(counts), (name, action)
-            assert sum(r[counts_key].values()) >= r[rows_key]
-        # A row kept with fields nulled is in the validated table; nulled rows are counted
-        # among the valid ones, so nothing is counted twice.
-        assert r["rows_fields_nulled"] <= r["rows_valid"], name
 
 
 def assert_only_these_lost(res: ValidationResult, lost: dict[str, set[str]],

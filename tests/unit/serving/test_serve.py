@@ -3,88 +3,18 @@
 from __future__ import annotations
 
 import json
-import math
-import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from tests.fixtures import VENV_BIN, project_env
+from tests.serving_support import _post, assert_short_client_error, cells, serving
 
 from refundguard import Scorer
 from refundguard.model.bundle import split_from_info
 from refundguard.model.train import split_rows
-
-STARTUP_SECONDS = 180
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return int(r.status)
-    except (urllib.error.URLError, OSError):
-        return 0
-
-
-def strict_json(raw: bytes | str) -> Any:
-    """Parse JSON, refusing NaN and Infinity (Python writes them; JSON has no such values)."""
-
-    def refuse(name: str) -> Any:
-        raise AssertionError(f"invalid JSON: {name} in the answer")
-
-    return json.loads(raw, parse_constant=refuse)
-
-
-def _post(url: str, body: dict[str, Any]) -> tuple[int, Any]:
-    # json.dumps writes floats with repr (exact round trip); NaN was replaced by null.
-    req = urllib.request.Request(url, data=json.dumps(body, allow_nan=False).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return int(r.status), strict_json(r.read())
-    except urllib.error.HTTPError as e:
-        return int(e.code), strict_json(e.read() or b"null")
-
-
-@contextmanager
-def serving(model_dir: Path, root: Path, log: Path) -> Iterator[str]:
-    """Serve a scorer folder with `mlflow models serve` on a free port; yield its URL."""
-    port = _free_port()
-    with log.open("w") as out:
-        # A session of its own, so that stopping it stops uvicorn, its child, too.
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(model_dir),
-             "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"],
-            cwd=root, env=project_env(root), stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while _get(f"{url}/ping") != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        _stop(proc)
-    assert _get(f"{url}/ping") == 0, "server still answers after being stopped"
 
 
 @pytest.fixture(scope="module")
@@ -92,26 +22,6 @@ def server(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     log = tmp_path_factory.mktemp("serve") / "server.log"
     with serving(project / "models/scorer", project, log) as url:
         yield url
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's process group; wait for uvicorn's graceful exit, else kill."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _group_alive(proc.pid):
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise AssertionError("the server did not stop within 30 s of SIGTERM")
 
 
 @pytest.fixture(scope="module")
@@ -136,11 +46,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _cells(frame: pd.DataFrame) -> list[list[Any]]:
-    return [[None if isinstance(v, float) and math.isnan(v) else v for v in row]
-            for row in frame.astype(object).to_numpy().tolist()]
-
-
 def _assert_same(answer: list[dict[str, Any]], expected: pd.DataFrame) -> None:
     got = pd.DataFrame(answer)
     assert list(got.columns) == list(expected.columns)
@@ -156,7 +61,7 @@ def _assert_same(answer: list[dict[str, Any]], expected: pd.DataFrame) -> None:
 def test_dataframe_split_equals_python_api(server: str, project: Path,
                                            rows: pd.DataFrame) -> None:
     expected = Scorer.load(project / "models/scorer").score(rows)
-    body = {"dataframe_split": {"columns": list(rows.columns), "data": _cells(rows)}}
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": cells(rows)}}
     status, answer = _post(f"{server}/invocations", body)
     assert status == 200, answer
     _assert_same(answer["predictions"], expected)
@@ -166,35 +71,24 @@ def test_dataframe_records_equals_python_api(server: str, project: Path,
                                              rows: pd.DataFrame) -> None:
     expected = Scorer.load(project / "models/scorer").score(rows)
     cols = list(rows.columns)
-    records = [dict(zip(cols, r, strict=True)) for r in _cells(rows)]
+    records = [dict(zip(cols, r, strict=True)) for r in cells(rows)]
     status, answer = _post(f"{server}/invocations", {"dataframe_records": records})
     assert status == 200, answer
     _assert_same(answer["predictions"], expected)
 
 
-def assert_short_client_error(status: int, answer: Any, *words: str) -> None:
-    """A 4xx whose one-line message names what is wrong, with no stack trace or echo."""
-    assert 400 <= status < 500, (status, answer)
-    assert isinstance(answer, dict) and isinstance(answer.get("message"), str), answer
-    message = answer["message"]
-    assert len(message) < 300 and "\n" not in message, message
-    assert "stack_trace" not in answer and "Traceback" not in json.dumps(answer), answer
-    for word in words:
-        assert word in message, (word, message)
-
-
 def test_bad_request_is_a_client_error(server: str, rows: pd.DataFrame) -> None:
     """The bug: 3,650 characters (the request and the schema echoed), the column at the end."""
     partial = rows.drop(columns=["refunds_90d"]).head(3)
-    body = {"dataframe_split": {"columns": list(partial.columns), "data": _cells(partial)}}
+    body = {"dataframe_split": {"columns": list(partial.columns), "data": cells(partial)}}
     status, answer = _post(f"{server}/invocations", body)
     assert_short_client_error(status, answer, "refunds_90d", "missing")
 
 
 def _split_with(rows: pd.DataFrame, column: str, value: Any, row: int = 1) -> dict[str, Any]:
-    cells = _cells(rows.head(3))
-    cells[row][list(rows.columns).index(column)] = value
-    return {"dataframe_split": {"columns": list(rows.columns), "data": cells}}
+    data = cells(rows.head(3))
+    data[row][list(rows.columns).index(column)] = value
+    return {"dataframe_split": {"columns": list(rows.columns), "data": data}}
 
 
 @pytest.mark.parametrize(
@@ -218,7 +112,7 @@ def test_bad_values_get_one_short_message(server: str, rows: pd.DataFrame, colum
 
 def test_unexpected_column_is_refused(server: str, rows: pd.DataFrame) -> None:
     extra = rows.head(2).assign(target=1.0)
-    body = {"dataframe_split": {"columns": list(extra.columns), "data": _cells(extra)}}
+    body = {"dataframe_split": {"columns": list(extra.columns), "data": cells(extra)}}
     status, answer = _post(f"{server}/invocations", body)
     assert_short_client_error(status, answer, "unexpected column 'target'")
 
@@ -241,7 +135,7 @@ def test_reasons_can_be_switched_off_per_request(server: str, project: Path,
     expected = scorer.score(rows, reasons=False)
     # The rows include flagged buyers, whose reasons would otherwise be filled in.
     assert (scorer.score(rows)["reasons_en"] != expected["reasons_en"]).any()
-    body = {"dataframe_split": {"columns": list(rows.columns), "data": _cells(rows)},
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": cells(rows)},
             "params": {"reasons": False}}
     status, answer = _post(f"{server}/invocations", body)
     assert status == 200, answer

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from tests.unit.serving.test_serve import _cells, assert_short_client_error, serving, strict_json
+from tests.serving_support import assert_short_client_error, cells, serving, strict_json
 
 from refundguard import Scorer
 
@@ -90,8 +90,8 @@ def _mutations(good: pd.DataFrame, scorer: Scorer, rng: np.random.Generator) -> 
     nullable = [f for f in features if scorer.catalog[f].nullable]
     bounded = [f for f in features if scorer.catalog[f].unit in ("share", "score", "stars")]
 
-    def cells() -> list[list[Any]]:
-        return _cells(good)
+    def good_cells() -> list[list[Any]]:
+        return cells(good)
 
     def pick(names: list[str]) -> str:
         return names[int(rng.integers(len(names)))]
@@ -100,7 +100,7 @@ def _mutations(good: pd.DataFrame, scorer: Scorer, rng: np.random.Generator) -> 
         return int(rng.integers(len(good)))
 
     def set_cell(column: str, value: Any) -> bytes:
-        data = cells()
+        data = good_cells()
         data[row()][columns.index(column)] = value
         return _split(columns, data)
 
@@ -125,13 +125,13 @@ def _mutations(good: pd.DataFrame, scorer: Scorer, rng: np.random.Generator) -> 
     def missing_column() -> Case:
         col = pick(columns)
         i = columns.index(col)
-        data = [r[:i] + r[i + 1:] for r in cells()]
+        data = [r[:i] + r[i + 1:] for r in good_cells()]
         return Case(f"no {col}", _split(columns[:i] + columns[i + 1:], data),
                     words=(col,))
 
     def extra_column() -> Case:
         name = ["target", "Unnamed: 0", "refunds_7d", "x"][int(rng.integers(4))]
-        data = [[*r, 1.0] for r in cells()]
+        data = [[*r, 1.0] for r in good_cells()]
         return Case(f"extra {name}", _split([*columns, name], data),
                     words=(name, "unexpected"))
 
@@ -162,7 +162,7 @@ def _mutations(good: pd.DataFrame, scorer: Scorer, rng: np.random.Generator) -> 
         negative, above_one, huge, too_big_for_float,
     ]
     cases = [kinds[int(rng.integers(len(kinds)))]() for _ in range(N_MUTATIONS - 12)]
-    good_body = _split(columns, cells())
+    good_body = _split(columns, good_cells())
     return [
         *cases,
         Case("empty body", b"", short=False),
@@ -178,14 +178,15 @@ def _mutations(good: pd.DataFrame, scorer: Scorer, rng: np.random.Generator) -> 
              words=("orders_30d", "missing")),
         Case("latin-1 charset", good_body, content_type="application/json; charset=latin-1",
              short=False),
-        Case("reasons = 'no'", _split(columns, cells(), params={"reasons": "no"}), short=False),
+        Case("reasons = 'no'", _split(columns, good_cells(), params={"reasons": "no"}),
+             short=False),
     ]
 
 
 def test_malformed_requests_get_clean_client_errors(server: str, good: pd.DataFrame,
                                                     scorer: Scorer) -> None:
     url = f"{server}/invocations"
-    status, _, first = _send(url, _split(list(good.columns), _cells(good)), "application/json")
+    status, _, first = _send(url, _split(list(good.columns), cells(good)), "application/json")
     assert status == 200, first
     cases = _mutations(good, scorer, np.random.default_rng(SEED))
     assert len(cases) == N_MUTATIONS
@@ -216,5 +217,5 @@ def test_malformed_requests_get_clean_client_errors(server: str, good: pd.DataFr
             failures.append(f"{case.name}: {exc}"[:500])
     assert not failures, "\n".join(failures)
     # The server still answers, and the same as before.
-    status, _, last = _send(url, _split(list(good.columns), _cells(good)), "application/json")
+    status, _, last = _send(url, _split(list(good.columns), cells(good)), "application/json")
     assert status == 200 and strict_json(last) == strict_json(first)
