@@ -56,21 +56,30 @@ _UNIT_FORMATS: dict[str, str] = {
     "stars": "{:.1f}★",
     "score": "{:.2f}",
 }
+# The same in a Chinese sentence: 元, 小时, 天, 倍 (what a merchant's back office writes).
+_UNIT_FORMATS_ZH: dict[str, str] = {
+    **_UNIT_FORMATS,
+    "cny": "{:,.0f}元",
+    "hours": "{:.1f}小时",
+    "days": "{:.0f}天",
+    "ratio": "{:.1f}倍",
+}
 
 
-def format_value(value: float, unit: str) -> str:
+def format_value(value: float, unit: str, lang: str = "en") -> str:
     """A feature value as a person reads it.
 
     Args:
         value: The value.
         unit: The catalog unit.
+        lang: "en" or "zh" (units 元, 小时, 天, 倍).
 
     Returns:
-        Text such as "63%", "¥1,280", "3.5 h", "12".
+        Text such as "63%", "¥1,280", "3.5 h", "12" (zh: "1,280元", "3.5小时").
     """
     if not math.isfinite(value):
         return "-"
-    template = _UNIT_FORMATS.get(unit)
+    template = (_UNIT_FORMATS_ZH if lang == "zh" else _UNIT_FORMATS).get(unit)
     if template is not None:
         return template.format(value)
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
@@ -133,19 +142,19 @@ def sentence(
     """
     rank_en, rank_zh = _rank(*standing(value, quantiles))
     text = format_value(value, feature.unit)
+    text_zh = format_value(value, feature.unit, lang="zh")
     n = row.get(feature.count_of, math.nan) if feature.count_of else math.nan
     if feature.reason_en and math.isfinite(n) and math.isfinite(value):
         fields = {
-            "value": text,
             "w": feature.window_days,
             "n": f"{n:.0f}",
             "k": f"{round(value * n):.0f}",
         }
-        en = feature.reason_en.format(rank=rank_en, **fields)
-        zh = feature.reason_zh.format(rank=rank_zh, **fields)
+        en = feature.reason_en.format(rank=rank_en, value=text, **fields)
+        zh = feature.reason_zh.format(rank=rank_zh, value=text_zh, **fields)
     else:
         en = f"{feature.en.rstrip('.')}: {text}" + (f", {rank_en}" if rank_en else "")
-        zh = f"{feature.zh.rstrip('。')}: {text}" + (f", {rank_zh}" if rank_zh else "")
+        zh = f"{feature.zh.rstrip('。')}: {text_zh}" + (f", {rank_zh}" if rank_zh else "")
     return en.rstrip(", "), zh.rstrip(", ")
 
 

@@ -58,6 +58,20 @@ def test_format_value_per_unit(unit: str, value: float, text: str) -> None:
     assert format_value(value, unit) == text
 
 
+@pytest.mark.parametrize(
+    ("unit", "value", "text"),
+    [
+        ("cny", 1280.0, "1,280元"),
+        ("hours", 3.46, "3.5小时"),
+        ("days", 12.0, "12天"),
+        ("ratio", 2.5, "2.5倍"),
+        ("share", 0.63, "63%"),
+    ],
+)
+def test_format_value_in_chinese_units(unit: str, value: float, text: str) -> None:
+    assert format_value(value, unit, lang="zh") == text
+
+
 @pytest.mark.parametrize("unit", ["share", "cny", "hours", "days", "ratio", "stars", "score",
                                   "count"])
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
@@ -214,7 +228,7 @@ def test_refund_rate_without_its_count_falls_back_to_the_generic_sentence(
          "近30天售后申请次数: 25, 高于 83% 的买家"),
         ("spend_90d", 1280.0, np.linspace(0.0, 1536.0, 11).tolist(),
          "Total order value in the last 90 days: ¥1,280, more than 83% of buyers",
-         "近90天下单总金额: ¥1,280, 高于 83% 的买家"),
+         "近90天下单总金额: 1,280元, 高于 83% 的买家"),
         # no reference: the figure alone
         ("refunds_90d", 7.0, [],
          "After-sales requests made in the last 90 days: 7",

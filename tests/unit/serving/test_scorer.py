@@ -91,8 +91,9 @@ def test_reasons_follow_the_largest_shap_contributions(
                if contrib[i, j] > 0 and np.isfinite(x[i, j])]
         assert [r.feature for r in reasons] == top
         for r in reasons:
-            shown = format_value(r.value, scorer.catalog[r.feature].unit)
-            assert shown in r.en and shown in r.zh
+            unit = scorer.catalog[r.feature].unit
+            assert format_value(r.value, unit) in r.en
+            assert format_value(r.value, unit, lang="zh") in r.zh
 
 
 def test_no_history_buyer_gets_the_catalog_tier_and_reason(
