@@ -119,14 +119,23 @@ def featurize_root(project: Path, tmp_path: Path) -> Path:
     return root
 
 
+def digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under a folder (the review models are a subfolder), by path."""
+    return {
+        p.relative_to(folder).as_posix(): sha(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.endswith(".tmp")
+    }
+
+
 def test_featurize_killed_mid_computation_keeps_the_previous_output(
     project: Path, featurize_root: Path
 ) -> None:
     out = featurize_root / "data/features"
     shutil.copytree(project / "data/features", out)
-    before = {p.name: sha(p) for p in out.iterdir()}
+    before = digest(out)
     kill_at(featurize_root, "features", "", 2, ["featurize"])
-    assert {p.name: sha(p) for p in out.iterdir()} == before
+    assert digest(out) == before
 
 
 def test_featurize_killed_before_the_rename_keeps_the_previous_output(
@@ -134,14 +143,14 @@ def test_featurize_killed_before_the_rename_keeps_the_previous_output(
 ) -> None:
     out = featurize_root / "data/features"
     shutil.copytree(project / "data/features", out)
-    before = {p.name: sha(p) for p in out.iterdir()}
+    before = digest(out)
     kill_at(featurize_root, "rename", "snapshots.parquet", 1, ["featurize"])
-    assert {p.name: sha(p) for p in out.iterdir() if not p.name.endswith(".tmp")} == before
+    assert digest(out) == before
     # The killed run had written its whole file, under a temporary name only.
     assert len(temporaries(out)) == 1
     # Running again completes, gives the same bytes, and clears the leftover.
     run(["refundguard", "featurize"], featurize_root)
-    assert {p.name: sha(p) for p in out.iterdir()} == before
+    assert digest(out) == before
     assert temporaries(out) == []
 
 

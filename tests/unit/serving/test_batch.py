@@ -163,7 +163,7 @@ def test_cli_score_features(project: Path, features_file: Path, expected: pd.Dat
     [(["--as-of", "2024-12-01"], "--features takes no --data, --buyers or --as-of"),
      (["--data", "somewhere"], "--features takes no"),
      (["--chunk-size", "0"], "chunk size must be at least 1"),
-     (["--out", "scores.txt"], "--out must end in .csv or .parquet")],
+     (["--out", "scores.txt"], "--out must end in .csv, .xlsx, .parquet, .json")],
 )
 def test_cli_score_features_misuse_is_one_line(project: Path, features_file: Path,
                                                tmp_path: Path, extra: list[str],
