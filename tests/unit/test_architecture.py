@@ -113,7 +113,9 @@ def test_nothing_but_the_cli_imports_a_stage() -> None:
 
 
 def test_there_is_no_import_cycle() -> None:
-    graph = {m: imports_of(m, lazy=False) for m in ALL_MODULES}
+    # Function-level imports count too (a lazy import is still a cycle in the design);
+    # only the CLI's commands and the package root's lazy Scorer are left out.
+    graph = {m: imports_of(m, lazy=m not in SHALLOW) for m in ALL_MODULES}
     state: dict[str, int] = {}
 
     def visit(mod: str, trail: tuple[str, ...]) -> None:

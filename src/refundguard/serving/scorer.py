@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -217,9 +217,6 @@ def unknown_buyers(tables: Mapping[str, pd.DataFrame], buyers: Sequence[str]) ->
     seen = pd.Index(pd.concat(known, ignore_index=True).dropna().astype("str").unique())
     return ~asked.isin(seen)
 
-
-if TYPE_CHECKING:
-    from refundguard.serving.case import Case
 
 @dataclass
 class Scorer:
@@ -609,27 +606,6 @@ class Scorer:
         return demand_scores_at(
             tables["reviews"], tables["refunds"], tables["orders"], as_of, self.demand_model
         )
-
-    def case(
-        self, tables: Mapping[str, pd.DataFrame], buyer_id: str, as_of: pd.Timestamp
-    ) -> Case:
-        """One buyer's case file as of a date: the score, the reasons and their evidence.
-
-        The same as :func:`refundguard.serving.case.build_case` (what ``refundguard case``
-        runs); only what was known before ``as_of`` appears.
-
-        Args:
-            tables: Validated tables (orders, refunds, reviews; buyers and labels if any).
-            buyer_id: The buyer.
-            as_of: The date of the case (tz-aware, or UTC).
-
-        Returns:
-            The case, for :mod:`refundguard.serving.case_render` (HTML or JSON).
-        """
-        # Imported here: the case module builds on this one.
-        from refundguard.serving.case import build_case
-
-        return build_case(self, tables, buyer_id, as_of)
 
     def score_events(
         self,

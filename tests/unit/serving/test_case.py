@@ -374,7 +374,3 @@ def test_case_command_on_the_pipeline(project: Path, tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("refundguard: error:"), lines
         assert message in lines[0]
         assert "Traceback" not in result.output
-
-
-def test_scorer_case_is_build_case(scorer: Scorer, hand: dict[str, pd.DataFrame]) -> None:
-    assert scorer.case(hand, "b1", HAND_AS_OF) == build_case(scorer, hand, "b1", HAND_AS_OF)
