@@ -16,8 +16,9 @@ does what a user does:
 
 The plain baseline is a LightGBM with default parameters on about a dozen basic refund
 features (``evaluate.PLAIN_FEATURES``), trained on the same snapshot rows the shipped
-model was (every cutoff of the project), and scored on the same buyers at T from the
-same feature code. The target: refundguard beats it on AUC and AP in every world.
+model was (every cutoff of the project, and the known abusers' weighted rows when
+``train.known_abusers`` is positive), and scored on the same buyers at T from the same
+feature code. The target: refundguard beats it on AUC and AP in every world.
 
     .venv/bin/python benchmarks/bench_worlds.py                  # all worlds
     .venv/bin/python benchmarks/bench_worlds.py --worlds young   # one
@@ -170,15 +171,26 @@ def scored_buyers(folder: Path, as_of: pd.Timestamp, active_days: int) -> list[s
 
 def plain_baseline(folder: Path, buyers: list[str], as_of: pd.Timestamp) -> np.ndarray:
     """Default LightGBM on the basic features, trained on the project's snapshot rows."""
+    from refundguard.features.build import known_abuser_rows
     from refundguard.model.evaluation import PLAIN_FEATURES
+    from refundguard.model.train import WEIGHT_COLUMN, with_known
 
     params = load_params(folder / "params.yaml")
-    snaps = pd.read_parquet(folder / "data" / "features" / "snapshots.parquet")
+    features_dir = folder / "data" / "features"
+    # The same rows the shipped model fitted on: with train.known_abusers "positive",
+    # the known abusers' rows too, with the same weights.
+    # (A project of older code has no such table.)
+    has_known = (features_dir / "known_abusers.parquet").is_file()
+    snaps = with_known(
+        pd.read_parquet(features_dir / "snapshots.parquet"),
+        known_abuser_rows(features_dir, params.train.known_abusers) if has_known else None,
+    )
     features = [f for f in PLAIN_FEATURES if f in snaps.columns]
     booster = lgb.train(
         {"objective": "binary", "seed": params.base.seed, "deterministic": True,
          "num_threads": 2, "verbosity": -1},
-        lgb.Dataset(snaps[features].to_numpy(dtype="float64"), label=snaps["target"]),
+        lgb.Dataset(snaps[features].to_numpy(dtype="float64"), label=snaps["target"],
+                    weight=snaps[WEIGHT_COLUMN] if WEIGHT_COLUMN in snaps.columns else None),
     )
     tables = load_validated(folder / "data" / "validated")
     sentiment_file = folder / "data" / "sentiment" / "review_sentiment.parquet"

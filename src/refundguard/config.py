@@ -367,6 +367,12 @@ class TrainParams:
             1 / share so that the booster still sees the full data's class balance).
             1.0 keeps every row. For data too large to fit at once; calibration and
             tiers are always fitted on unsampled rows.
+        known_abusers: "positive": the boosters also fit on the rows of buyers already
+            labeled abusers at each cutoff (the features stage's ``known_abusers``
+            table), as positives, each such buyer weighted 1 / (their rows among the
+            fitted cutoffs) so that a buyer counts once however long they stay active;
+            "drop": those rows are left out. Validation, calibration, tiers and the
+            evaluation never see them (they are never scored).
     """
 
     n_valid_cutoffs: int = 1
@@ -385,6 +391,7 @@ class TrainParams:
     refit: bool = True
     crossfit_blocks: int = 4
     negative_share: float = 1.0
+    known_abusers: Literal["positive", "drop"] = "positive"
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,9 @@ VALIDATION_REPORT_FILE_NAME: str = "report.json"
 REVIEW_SENTIMENT_FILE_NAME: str = "review_sentiment.parquet"
 # features: the snapshot table and its manifest (catalog version, features, cutoffs).
 SNAPSHOTS_FILE_NAME: str = "snapshots.parquet"
+# Rows of buyers already labeled abusers at each cutoff (same columns as the snapshots):
+# extra positives for training (train.known_abusers), never scored or evaluated.
+KNOWN_ABUSERS_FILE_NAME: str = "known_abusers.parquet"
 MANIFEST_FILE_NAME: str = "manifest.json"
 # consistency: the time-consistency check.
 CONSISTENCY_FILE_NAME: str = "consistency.json"

@@ -321,7 +321,7 @@ def test_features_stage_on_spark_writes_the_local_snapshots(
 
     from refundguard.stages import features
 
-    def stage(engine: str) -> pd.DataFrame:
+    def stage(engine: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         raw = {"base": {"seed": world.params.base.seed, "horizon_days": HORIZON,
                         "min_history_days": world.params.base.min_history_days,
                         "cutoff_step_days": world.params.base.cutoff_step_days},
@@ -335,10 +335,14 @@ def test_features_stage_on_spark_writes_the_local_snapshots(
                       spark_build=se.snapshots_on_spark)
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
         assert manifest["cutoffs"] and manifest["horizon"]["days"] == HORIZON
-        return pd.read_parquet(out / "snapshots.parquet")
+        return (pd.read_parquet(out / "snapshots.parquet"),
+                pd.read_parquet(out / "known_abusers.parquet"))
 
-    local, on_spark = stage("local"), stage("spark")
+    (local, local_known), (on_spark, spark_known) = stage("local"), stage("spark")
     _assert_same_snapshots(local, on_spark, build_catalog(FeaturesParams()))
+    # The known abusers' rows (extra positives for training) match too, and are there.
+    assert len(local_known) > 10 and (local_known["target"] == 1).all()
+    _assert_same_snapshots(local_known, spark_known, build_catalog(FeaturesParams()))
     # The test's own session is still running: the stage does not stop a session it
     # did not start.
     assert spark.sparkContext._jsc is not None  # type: ignore[attr-defined]

@@ -25,13 +25,18 @@ from refundguard.features.extortion import (
     refit_points,
 )
 from refundguard.features.timesplit import label_targets
-from refundguard.paths import FEATURES_DIR, MANIFEST_FILE_NAME, VALIDATED_TABLE_SUFFIX
+from refundguard.paths import (
+    FEATURES_DIR,
+    KNOWN_ABUSERS_FILE_NAME,
+    MANIFEST_FILE_NAME,
+    VALIDATED_TABLE_SUFFIX,
+)
 
 # (params, validated folder, sentiment file, cutoffs, catalog, H, review evidence) -> the
-# snapshot table.
+# snapshot tables.
 SparkBuild = Callable[
     [Params, Path, Path, Sequence[pd.Timestamp], Sequence["Feature"], int, "ReviewEvidence"],
-    pd.DataFrame,
+    "SnapshotTables",
 ]
 
 
@@ -122,6 +127,71 @@ def compute_features(
     return out
 
 
+@dataclass(frozen=True)
+class SnapshotTables:
+    """The features stage's two tables, with the same columns.
+
+    Attributes:
+        rows: Training and evaluation rows: every active buyer not yet a labeled abuser at
+            T, with ``target`` (labeled abuser within H after T).
+        known: Active buyers already labeled abusers before T, ``target`` 1. They are never
+            scored or evaluated; the train stage may fit on them as extra positives
+            (``train.known_abusers``).
+    """
+
+    rows: pd.DataFrame
+    known: pd.DataFrame
+
+
+def build_snapshot_tables(
+    events: EventTables,
+    labels: pd.DataFrame,
+    cutoffs: Sequence[pd.Timestamp],
+    catalog: Sequence[Feature],
+    *,
+    horizon_days: int,
+    active_days: int,
+    progress: Callable[[int, int, pd.Timestamp], None] | None = None,
+) -> SnapshotTables:
+    """Features of every active buyer at every cutoff, split into the two tables.
+
+    Args:
+        events: Joined event tables.
+        labels: Validated labels (buyer_id, label, labeled_at).
+        cutoffs: Snapshot cutoffs.
+        catalog: Features to compute.
+        horizon_days: The target is "labeled abuser within this many days after T".
+        active_days: Only buyers who ordered in this many days before T get a row.
+        progress: Called after each cutoff with (done, total, cutoff).
+
+    Returns:
+        Both tables, each sorted by cutoff then buyer_id, with columns buyer_id, cutoff,
+        the features and ``target`` (int8).
+
+    Raises:
+        DataContractError: There are no cutoffs.
+    """
+    parts, known_parts = [], []
+    for done, cutoff in enumerate(cutoffs, start=1):
+        feats = compute_features(events, cutoff, catalog, active_days=active_days)
+        targets = label_targets(labels, cutoff, horizon_days)
+        known = isin(feats["buyer_id"], targets.known_abusers)
+        feats["target"] = isin(feats["buyer_id"], targets.positives).astype("int8")
+        known_parts.append(feats[known].assign(target=np.ones(int(known.sum()), dtype="int8")))
+        parts.append(feats[~known])
+        if progress is not None:
+            progress(done, len(cutoffs), cutoff)
+    if not parts:
+        raise DataContractError("no cutoffs: the data span is too short for the horizon")
+
+    def table(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        return pd.concat(frames, ignore_index=True).sort_values(
+            ["cutoff", "buyer_id"], kind="stable", ignore_index=True
+        )
+
+    return SnapshotTables(rows=table(parts), known=table(known_parts))
+
+
 def build_snapshots(
     events: EventTables,
     labels: pd.DataFrame,
@@ -145,22 +215,13 @@ def build_snapshots(
 
     Returns:
         Rows sorted by cutoff then buyer_id, with columns buyer_id, cutoff, the features,
-        and ``target`` (0/1). Buyers already labeled abusers before T have no row at T.
+        and ``target`` (0/1). Buyers already labeled abusers before T have no row at T
+        (:func:`build_snapshot_tables` keeps them apart).
     """
-    parts = []
-    for done, cutoff in enumerate(cutoffs, start=1):
-        feats = compute_features(events, cutoff, catalog, active_days=active_days)
-        targets = label_targets(labels, cutoff, horizon_days)
-        feats = feats[~isin(feats["buyer_id"], targets.known_abusers)]
-        feats["target"] = isin(feats["buyer_id"], targets.positives).astype("int8")
-        parts.append(feats)
-        if progress is not None:
-            progress(done, len(cutoffs), cutoff)
-    if not parts:
-        raise DataContractError("no cutoffs: the data span is too short for the horizon")
-    return pd.concat(parts, ignore_index=True).sort_values(
-        ["cutoff", "buyer_id"], kind="stable", ignore_index=True
-    )
+    return build_snapshot_tables(
+        events, labels, cutoffs, catalog,
+        horizon_days=horizon_days, active_days=active_days, progress=progress,
+    ).rows
 
 
 def load_validated(folder: Path) -> dict[str, pd.DataFrame]:
@@ -173,6 +234,31 @@ def load_validated(folder: Path) -> dict[str, pd.DataFrame]:
         Tables by name.
     """
     return {n: pd.read_parquet(folder / f"{n}{VALIDATED_TABLE_SUFFIX}") for n in TABLE_NAMES}
+
+
+def known_abuser_rows(features_dir: Path, mode: str) -> pd.DataFrame | None:
+    """The known abusers' rows the boosters fit on, per ``train.known_abusers``.
+
+    Args:
+        features_dir: The features stage's folder.
+        mode: ``train.known_abusers``: "positive" reads them, "drop" does not.
+
+    Returns:
+        The rows, or None for "drop".
+
+    Raises:
+        DataContractError: "positive" and the table is missing (features from an
+            older version).
+    """
+    if mode != "positive":
+        return None
+    path = features_dir / KNOWN_ABUSERS_FILE_NAME
+    if not path.is_file():
+        raise DataContractError(
+            f"{path}: not found; run the features stage again (it writes the known "
+            "abusers' rows), or set train.known_abusers: drop"
+        )
+    return pd.read_parquet(path)
 
 
 def read_manifest(features_dir: Path = FEATURES_DIR) -> dict[str, object]:

@@ -38,7 +38,7 @@ import pandas as pd
 from refundguard import errors
 from refundguard.config import Params
 from refundguard.errors import ConfigError, DataContractError
-from refundguard.features.build import ReviewEvidence
+from refundguard.features.build import ReviewEvidence, SnapshotTables
 from refundguard.features.catalog import Feature
 from refundguard.features.events import LINK_KINDS, prepare_events, snapshot
 from refundguard.features.extortion import DemandScores, Lexicon
@@ -71,6 +71,10 @@ BUCKET, TABLE, FILE, POS = "_bucket", "_table", "_file", "_pos"
 # Output columns of a bucket besides the features: whether the row is a snapshot row
 # (active, not a known abuser) rather than a row kept only for the linked refund rate.
 ROW = "_row"
+# Whether the row's buyer was a labeled abuser before the cutoff (and active at it).
+KNOWN = "_known"
+# The output column that marks those rows when they are asked for (``known_rows``).
+KNOWN_COLUMN = "known_abuser"
 
 
 # The columns the local core reads from each validated table; the others stay unread.
@@ -733,9 +737,10 @@ def bucket_features(
             ``demand_<k>`` columns (:meth:`DemandScores.wide`).
 
     Returns:
-        buyer_id, cutoff, the local features, target and ``_row``: True for snapshot
+        buyer_id, cutoff, the local features, target, ``_row``: True for snapshot
         rows; False for buyers kept only for their refund rate (inactive, or already
-        known abusers, whom linked accounts still average over).
+        known abusers, whom linked accounts still average over); and ``_known``: active
+        buyers labeled abusers before the cutoff.
     """
     t = {name: _table_of(pdf, name, columns[name]) for name in TABLES}
     reviews = t["reviews"]
@@ -783,9 +788,11 @@ def bucket_features(
         targets = label_targets(t["labels"], cut, horizon_days)
         ids = out["buyer_id"]
         out["target"] = ids.isin(targets.positives).astype("int32").to_numpy()
+        known = ids.isin(targets.known_abusers).to_numpy()
         out[ROW] = recent[codes]
+        out[KNOWN] = out[ROW].to_numpy() & known
         if not keep_known_abusers:
-            out[ROW] &= ~ids.isin(targets.known_abusers).to_numpy()
+            out[ROW] &= ~known
         parts.append(out)
     return for_arrow(pd.concat(parts, ignore_index=True))
 
@@ -804,6 +811,7 @@ def featurize_spark(
     link_max_accounts: int,
     lexicon: Lexicon | None = None,
     demand: DemandScores | None = None,
+    known_rows: bool = False,
 ) -> DataFrame:
     """The snapshot table of :func:`refundguard.features.build_snapshots`, on Spark.
 
@@ -821,6 +829,7 @@ def featurize_spark(
         lexicon: The extortion lexicon (None: the shipped one).
         demand: Demand-model scores by training cutoff, as the local path's (computed
             once on the driver: the model learns from every buyer's reviews), or None.
+        known_rows: Also return the known abusers' rows (see :func:`featurize_tables`).
 
     Returns:
         A lazy Spark DataFrame: buyer_id, cutoff, the catalog's features in order, target;
@@ -850,6 +859,7 @@ def featurize_spark(
         lexicon=lexicon,
         demand=demand_frame(spark, demand),
         demand_at=demand.trained_at if demand is not None else (),
+        known_rows=known_rows,
     )
 
 
@@ -901,6 +911,7 @@ def featurize_tables(
     partitions: int,
     link_max_accounts: int,
     keep_known_abusers: bool = False,
+    known_rows: bool = False,
     lexicon: Lexicon | None = None,
     demand: DataFrame | None = None,
     demand_at: Sequence[pd.Timestamp] = (),
@@ -920,6 +931,9 @@ def featurize_tables(
         link_max_accounts: ``features.link_max_accounts``.
         keep_known_abusers: Keep buyers already labeled abusers before T (scoring does,
             as :func:`refundguard.features.compute_features`; training rows do not).
+        known_rows: Also return the rows of active buyers labeled abusers before T, with a
+            boolean ``known_abuser`` column (:func:`split_known` makes the local path's
+            two tables of them).
         lexicon: The extortion lexicon (None: the shipped one).
         demand: review_id and ``demand_<k>`` (:func:`demand_frame`), or None.
         demand_at: The training cutoff of each ``demand_<k>``.
@@ -948,7 +962,7 @@ def featurize_tables(
     schema = ", ".join(
         ["buyer_id string", "cutoff timestamp"]
         + [f"`{n}` double" for n in local_names]
-        + ["target int", f"{ROW} boolean"]
+        + ["target int", f"{ROW} boolean", f"{KNOWN} boolean"]
     )
     catalog_ = tuple(catalog)
 
@@ -977,7 +991,7 @@ def featurize_tables(
         if rate_name is not None
         else None
     )
-    snaps = per_buyer.where(F.col(ROW)).drop(ROW)
+    snaps = per_buyer.where(F.col(ROW) | F.col(KNOWN) if known_rows else F.col(ROW)).drop(ROW)
     if linked:
         extra = linked_features(
             tables["orders"],
@@ -999,7 +1013,8 @@ def featurize_tables(
                 for n in linked
             ],
         )
-    out = snaps.select("buyer_id", "cutoff", *[f.name for f in catalog], "target")
+    marks = [F.col(KNOWN).alias(KNOWN_COLUMN)] if known_rows else []
+    out = snaps.select("buyer_id", "cutoff", *[f.name for f in catalog], "target", *marks)
     _PERSISTED[id(out)] = (out, per_buyer)
     return out
 
@@ -1041,6 +1056,23 @@ def to_local(snaps: DataFrame) -> pd.DataFrame:
     out["cutoff"] = _naive(out["cutoff"]).dt.tz_localize("UTC")
     out["target"] = out["target"].astype("int8")
     return out.sort_values(["cutoff", "buyer_id"], kind="stable", ignore_index=True)
+
+
+def split_known(frame: pd.DataFrame) -> SnapshotTables:
+    """The local path's two tables from a collected ``known_rows`` output.
+
+    Args:
+        frame: :func:`to_local` of a :func:`featurize_spark` output with ``known_rows``.
+
+    Returns:
+        The snapshot rows and the known abusers' rows (target 1), as
+        :func:`refundguard.features.build.build_snapshot_tables` gives them.
+    """
+    known = frame[KNOWN_COLUMN].to_numpy(dtype=bool)
+    rows = frame.loc[~known].drop(columns=KNOWN_COLUMN).reset_index(drop=True)
+    abusers = frame.loc[known].drop(columns=KNOWN_COLUMN).reset_index(drop=True)
+    abusers["target"] = np.ones(len(abusers), dtype="int8")
+    return SnapshotTables(rows=rows, known=abusers)
 
 
 def write_snapshots(snaps: DataFrame, out: Path | str) -> None:
@@ -1151,6 +1183,7 @@ __all__: list[str] = [
     "sentiment_spark",
     "span_tables",
     "spark_session",
+    "split_known",
     "to_local",
     "worker_errors",
     "write_parquet_spark",
@@ -1166,8 +1199,8 @@ def snapshots_on_spark(
     catalog: Sequence[Feature],
     horizon_days: int,
     evidence: ReviewEvidence | None = None,
-) -> pd.DataFrame:
-    """The features stage's snapshot table, computed per bucket of buyers on Spark.
+) -> SnapshotTables:
+    """The features stage's snapshot tables, computed per bucket of buyers on Spark.
 
     Args:
         params: The parameters (``spark`` block: the session).
@@ -1181,7 +1214,7 @@ def snapshots_on_spark(
             lexicon and no demand scores.
 
     Returns:
-        The same table as :func:`refundguard.features.build_snapshots`.
+        The same tables as :func:`refundguard.features.build.build_snapshot_tables`.
     """
     from pyspark.sql import SparkSession
 
@@ -1192,7 +1225,7 @@ def snapshots_on_spark(
     try:
         log.info("features: %d cutoffs on Spark (%s, %d buckets)", len(cutoffs),
                  params.spark.master, params.spark.partitions)
-        return to_local(
+        return split_known(to_local(
             featurize_spark(
                 spark,
                 validated_dir,
@@ -1206,8 +1239,9 @@ def snapshots_on_spark(
                 link_max_accounts=params.features.link_max_accounts,
                 lexicon=evidence.lexicon if evidence is not None else None,
                 demand=evidence.demand if evidence is not None else None,
+                known_rows=True,
             )
-        )
+        ))
     finally:
         # A session the caller already had (a notebook, a test) stays theirs to stop.
         if running is None:

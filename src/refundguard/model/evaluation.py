@@ -55,10 +55,12 @@ from refundguard.model.calibration import Calibrator
 from refundguard.model.metrics import precision_at_k, ranking_metrics
 from refundguard.model.policy import TIERS, PolicyChoice, assign_tiers, choose_bounds, describe
 from refundguard.model.train import (
+    WEIGHT_COLUMN,
     choose_calibration,
     sample_rows,
     split_rows,
     train_model,
+    with_known,
 )
 from refundguard.paths import (
     REPORTS_DIR,
@@ -205,6 +207,11 @@ def _signed_log(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
+def _row_weights(rows: pd.DataFrame) -> np.ndarray | None:
+    """Training weights (known abusers', sampled negatives'), None when all rows weigh 1."""
+    return rows[WEIGHT_COLUMN].to_numpy(dtype="float64") if WEIGHT_COLUMN in rows.columns else None
+
+
 def fit_logistic(
     train: pd.DataFrame,
     calibration_rows: pd.DataFrame,
@@ -234,7 +241,11 @@ def fit_logistic(
         StandardScaler(),
         LogisticRegression(C=1.0, max_iter=2000),
     )
-    pipeline.fit(rows.loc[:, list(features)].to_numpy(dtype="float64"), rows["target"].to_numpy())
+    pipeline.fit(
+        rows.loc[:, list(features)].to_numpy(dtype="float64"),
+        rows["target"].to_numpy(),
+        logisticregression__sample_weight=_row_weights(rows),
+    )
     raw = pipeline.predict_proba(
         calibration_rows.loc[:, list(features)].to_numpy(dtype="float64")
     )[:, 1]
@@ -345,6 +356,7 @@ def fit_plain_lightgbm(
     data = lgb.Dataset(
         rows.loc[:, list(features)].to_numpy(dtype="float64"),
         label=rows["target"].to_numpy(dtype="float64"),
+        weight=_row_weights(rows),
         feature_name=list(features),
         params={"verbosity": -1},
     )
@@ -694,7 +706,8 @@ def fit_comparators(
 ) -> dict[str, tuple[LogisticModel | PlainModel, PolicyChoice]]:
     """Fit the logistic and plain LightGBM comparators, and choose their tiers.
 
-    Both train on the same (seeded, capped) training rows, are calibrated on the
+    Both train on the same (seeded, capped) training rows as the model, the known
+    abusers' weighted rows included when it fitted on them, are calibrated on the
     calibration window (the validation window when there is none) and get tier bounds
     chosen there from the same costs, as the model's were.
 
@@ -777,6 +790,7 @@ def evaluate(
     params: Params,
     *,
     truth: pd.DataFrame | None = None,
+    known: pd.DataFrame | None = None,
 ) -> Evaluation:
     """Judge the held-out model against the other options on the test window.
 
@@ -788,6 +802,8 @@ def evaluate(
         params: The run's settings (evaluate, policy, train.calibration, base, features).
         truth: The simulator's truth table (buyer_id, segment, is_abuser, abuse_start),
             if there is one.
+        known: The known abusers' rows the model fitted on as extra positives (read
+            only), or None; the comparators then fit on them too (the same rows).
 
     Returns:
         The figures, curves and tables.
@@ -803,7 +819,7 @@ def evaluate(
     periods, period_days = len(split.test), info.period_days
     prob = model.predict(test)
     comparators = fit_comparators(
-        rows,
+        {**rows, "train": with_known(rows["train"], known)},
         model.features,
         seed=params.base.seed,
         num_threads=params.train.lightgbm.num_threads,

@@ -215,6 +215,38 @@ def sample_negatives(frame: pd.DataFrame, share: float, *, seed: int) -> pd.Data
     return out.assign(**{WEIGHT_COLUMN: weight})
 
 
+def with_known(frame: pd.DataFrame, known: pd.DataFrame | None) -> pd.DataFrame:
+    """Training rows plus the known abusers' rows of the same cutoffs, as positives.
+
+    A buyer labeled an abuser stays in the known table at every cutoff while they are
+    active, so each of their rows is weighted 1 / (their rows among these cutoffs): every
+    known abuser counts as one positive, whether they were labeled a month or a year ago.
+    Without the weights, long-active known abusers outnumbered the fresh positives up to
+    5 to 1 and AP fell on the slow-labels world (0.798 -> 0.747; 0.809 weighted).
+
+    Args:
+        frame: Training rows with ``target`` (and perhaps :data:`WEIGHT_COLUMN`); not
+            changed.
+        known: The features stage's known-abuser rows (``target`` 1), or None.
+
+    Returns:
+        ``frame`` itself when there is nothing to add; otherwise its rows, then the known
+        rows of its cutoffs, with :data:`WEIGHT_COLUMN` (1 where ``frame`` had none).
+    """
+    if known is None or known.empty or frame.empty:
+        return frame
+    extra = known[known["cutoff"].isin(frame["cutoff"].unique())]
+    if extra.empty:
+        return frame
+    per_buyer = extra.groupby("buyer_id", sort=False)["cutoff"].transform("size")
+    extra = extra.assign(
+        target=np.ones(len(extra), dtype=frame["target"].dtype),
+        **{WEIGHT_COLUMN: 1.0 / per_buyer.to_numpy(dtype="float64")},
+    )
+    base = frame if WEIGHT_COLUMN in frame.columns else frame.assign(**{WEIGHT_COLUMN: 1.0})
+    return pd.concat([base, extra[list(base.columns)]], ignore_index=True)
+
+
 def _weights(frame: pd.DataFrame) -> np.ndarray | None:
     return frame[WEIGHT_COLUMN].to_numpy() if WEIGHT_COLUMN in frame.columns else None
 
@@ -365,6 +397,7 @@ def fold_datasets(
     max_bin: int,
     max_train_rows: int,
     seed: int,
+    known: pd.DataFrame | None = None,
 ) -> list[tuple[lgb.Dataset, lgb.Dataset]]:
     """Build each rolling fold's datasets once, for every trial of the search.
 
@@ -375,6 +408,7 @@ def fold_datasets(
         max_bin: Histogram bins per feature.
         max_train_rows: Cap on each fold's training rows (positives kept).
         seed: Random seed of the sampling.
+        known: Known abusers' rows added to each fold's training rows (:func:`with_known`).
 
     Returns:
         (train, valid) per fold; folds whose windows lack a class are left out.
@@ -385,7 +419,8 @@ def fold_datasets(
         valid = snapshots[snapshots["cutoff"] == valid_cutoff]
         if train["target"].nunique() < 2 or valid["target"].nunique() < 2:
             continue
-        train = sample_rows(train.reset_index(drop=True), max_train_rows, seed=seed + i)
+        train = sample_rows(with_known(train.reset_index(drop=True), known), max_train_rows,
+                            seed=seed + i)
         out.append(datasets(train, valid, features, max_bin))
     return out
 
@@ -631,6 +666,7 @@ def fit(
     *,
     seed: int,
     horizon_days: int,
+    known: pd.DataFrame | None = None,
 ) -> tuple[TrainedModel, TimeSplit, TuningResult, dict[str, Any]]:
     """The whole training core: split, tune, check reweighting, fit, calibrate.
 
@@ -641,6 +677,7 @@ def fit(
         train_params: The ``train`` block.
         seed: Random seed.
         horizon_days: H.
+        known: Known abusers' rows, extra positives of every fit (:func:`with_known`).
 
     Returns:
         The model, the split, the search's result and the reweighting check
@@ -664,7 +701,7 @@ def fit(
     folds = (
         fold_datasets(
             snapshots, folds_at, features, max_bin=tp.lightgbm.max_bin,
-            max_train_rows=tp.tuning.max_train_rows, seed=seed,
+            max_train_rows=tp.tuning.max_train_rows, seed=seed, known=known,
         )
         if need_folds
         else []
@@ -689,7 +726,7 @@ def fit(
         )
     check["reweighted"] = balanced
     model = train_model(
-        sample_negatives(rows["train"], tp.negative_share, seed=seed),
+        with_known(sample_negatives(rows["train"], tp.negative_share, seed=seed), known),
         rows["valid"],
         features,
         tuned.params,
@@ -825,6 +862,7 @@ def refit_for_shipping(
     monotone: Sequence[int] = (),
     scale_pos_weight: float = 1.0,
     negative_share: float = 1.0,
+    known: pd.DataFrame | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> tuple[ShippedModel, pd.DataFrame]:
     """Refit the booster on every cutoff and calibrate it on out-of-time predictions.
@@ -849,6 +887,8 @@ def refit_for_shipping(
         scale_pos_weight: Weight of the positive class.
         negative_share: Share of the negatives each booster fits on
             (:func:`sample_negatives`); the out-of-time rows that calibrate are all kept.
+        known: Known abusers' rows, extra positives of every fit (:func:`with_known`);
+            never among the out-of-time rows.
         on_step: Called after each cross-fitting block and after the refit (progress).
 
     Returns:
@@ -863,8 +903,12 @@ def refit_for_shipping(
     scored: list[pd.DataFrame] = []
     blocks = crossfit_blocks(sorted(snapshots["cutoff"].unique()), n_blocks, horizon_days)
     for i, (fit_cutoffs, block) in enumerate(blocks):
-        fit_rows = sample_negatives(
-            snapshots[snapshots["cutoff"].isin(list(fit_cutoffs))], negative_share, seed=seed + i
+        fit_rows = with_known(
+            sample_negatives(
+                snapshots[snapshots["cutoff"].isin(list(fit_cutoffs))], negative_share,
+                seed=seed + i,
+            ),
+            known,
         )
         rows = snapshots[snapshots["cutoff"].isin(list(block))]
         if fit_rows["target"].nunique() < 2:
@@ -894,7 +938,7 @@ def refit_for_shipping(
     _require_both_classes(oot, "out-of-time calibration")
     y = oot["target"].to_numpy()
     calibrator, cal_scores = choose_calibration(oot["raw"].to_numpy(), y, calibration, seed=seed)
-    refit_rows = sample_negatives(snapshots, negative_share, seed=seed)
+    refit_rows = with_known(sample_negatives(snapshots, negative_share, seed=seed), known)
     rounds = scaled_rounds(holdout.best_iteration, fitted_rows, len(refit_rows))
     booster = fit_rounds(
         refit_rows, features, params, rounds,
@@ -1029,6 +1073,7 @@ class TrainingResult:
             holdout={
                 "rounds": holdout.best_iteration,
                 "rows": self.rows["train"],
+                "known_abuser_rows": self.rows.get("known_abusers", 0),
                 "cutoffs": [c.isoformat() for c in self.split.train],
                 "calibration_method": holdout.calibrator.method,
                 "calibration_brier": holdout.calibration_scores,
@@ -1062,6 +1107,7 @@ def train(
     seed: int,
     horizon_days: int,
     period_days: int,
+    known: pd.DataFrame | None = None,
 ) -> TrainingResult:
     """Train the held-out model, refit the shipped one, and choose both tier policies.
 
@@ -1075,6 +1121,8 @@ def train(
         seed: Random seed.
         horizon_days: H.
         period_days: Days between cutoffs (one scoring period).
+        known: The features stage's known-abuser rows (read only), extra positives of
+            every booster fit (:func:`with_known`); None fits on ``snapshots`` alone.
 
     Returns:
         Both models, their tiers and references, and the facts of the fit.
@@ -1083,7 +1131,7 @@ def train(
     tp = dataclasses.replace(train_params, monotone_increasing=monotone_names)
     began = time.monotonic()
     holdout, split, tuned, check = fit(
-        snapshots, features, directions, tp, seed=seed, horizon_days=horizon_days
+        snapshots, features, directions, tp, seed=seed, horizon_days=horizon_days, known=known
     )
     rows = split_rows(snapshots, split)
     holdout_policy = fit_policy(holdout, rows["calibration"], policy, period_days=period_days)
@@ -1094,8 +1142,9 @@ def train(
     if tp.refit:
         shipped, ship_policy, reference = _ship(
             snapshots, holdout, tuned.params, tp, policy, split,
-            fitted_rows=_fitted_rows(rows["train"], tp.negative_share),
-            seed=seed, horizon_days=horizon_days,
+            fitted_rows=_fitted_rows(rows["train"], tp.negative_share)
+            + _known_rows(known, split.train),
+            seed=seed, horizon_days=horizon_days, known=known,
             period_days=period_days,
             monotone=monotone_vector(features, monotone_names, directions),
             reweighted=bool(check["reweighted"]),
@@ -1111,7 +1160,10 @@ def train(
         tuned=tuned,
         reweight=check,
         monotone_increasing=monotone_names,
-        rows={role: len(frame) for role, frame in rows.items()},
+        rows={
+            **{role: len(frame) for role, frame in rows.items()},
+            "known_abusers": _known_rows(known, split.train),
+        },
         horizon_days=horizon_days,
         period_days=period_days,
         seed=seed,
@@ -1124,6 +1176,11 @@ def _fitted_rows(train_rows: pd.DataFrame, share: float) -> int:
     """Rows the held-out booster fitted on: the positives and the kept negatives."""
     positives = int(train_rows["target"].sum())
     return positives + round((len(train_rows) - positives) * share)
+
+
+def _known_rows(known: pd.DataFrame | None, cutoffs: Sequence[pd.Timestamp]) -> int:
+    """Known abusers' rows among these cutoffs (what :func:`with_known` adds)."""
+    return 0 if known is None else int(known["cutoff"].isin(list(cutoffs)).sum())
 
 
 def _ship(
@@ -1140,6 +1197,7 @@ def _ship(
     period_days: int,
     monotone: Sequence[int],
     reweighted: bool,
+    known: pd.DataFrame | None = None,
 ) -> tuple[ShippedModel, PolicyChoice, dict[str, Any]]:
     """The refit that ships, its tiers and its reference distribution."""
     with progress.bar("train: refit", total=tp.crossfit_blocks + 1) as step:
@@ -1153,6 +1211,7 @@ def _ship(
             monotone=monotone,
             scale_pos_weight=_balance(snapshots) if reweighted else 1.0,
             negative_share=tp.negative_share,
+            known=known,
             on_step=lambda: step(1),
         )
     # Tiers for the shipped model from its out-of-time probabilities on the latest

@@ -11,6 +11,7 @@ import pandas as pd
 
 from refundguard.config import Params, load_params
 from refundguard.data.io import read_json, write_json, write_text
+from refundguard.features.build import known_abuser_rows
 from refundguard.features.catalog import build_catalog
 from refundguard.model.bundle import (
     TrainingInfo,
@@ -88,6 +89,7 @@ def main(
             if truth_path is not None and truth_path.is_file()
             else None
         ),
+        known=known_abuser_rows(features_dir, params.train.known_abusers),
     )
     metrics = result.metrics
     # The version the export stage registers is the shipped model's (the folder's top

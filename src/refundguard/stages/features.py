@@ -13,7 +13,7 @@ from refundguard.data.io import write_json, write_parquet
 from refundguard.errors import ConfigError
 from refundguard.features.build import (
     SparkBuild,
-    build_snapshots,
+    build_snapshot_tables,
     load_validated,
     review_evidence,
 )
@@ -23,6 +23,7 @@ from refundguard.features.extortion import REVIEW_MODELS_DIR, save_review_models
 from refundguard.features.timesplit import make_cutoffs, resolve_horizon
 from refundguard.paths import (
     FEATURES_DIR,
+    KNOWN_ABUSERS_FILE_NAME,
     MANIFEST_FILE_NAME,
     PARAMS_FILE,
     REVIEW_SENTIMENT_FILE_NAME,
@@ -43,9 +44,11 @@ def main(
 ) -> pd.DataFrame:
     """Build the snapshot table of every cutoff and write it with the catalog.
 
-    Also writes ``out_dir/review_models``: the review demand model trained on the data
-    before the last cutoff (and the user's extortion lexicon), which the train stage
-    puts in the model folder for the scorer.
+    Also writes ``out_dir/known_abusers.parquet``, the rows of buyers already labeled
+    abusers at each cutoff (extra positives for the train stage), and
+    ``out_dir/review_models``: the review demand model trained on the data before the
+    last cutoff (and the user's extortion lexicon), which the train stage puts in the
+    model folder for the scorer.
 
     Args:
         params_path: params.yaml.
@@ -88,8 +91,8 @@ def main(
                 "features.engine is spark: run the stage as `refundguard featurize`, or pass "
                 "refundguard.features.spark.snapshots_on_spark as spark_build"
             )
-        snaps = spark_build(params, validated_dir, sentiment_file, cutoffs, catalog,
-                            horizon.days, evidence)
+        tables_out = spark_build(params, validated_dir, sentiment_file, cutoffs, catalog,
+                                 horizon.days, evidence)
     else:
         events = prepare_events(
             tables["orders"],
@@ -108,7 +111,7 @@ def main(
                 log.info("features: cutoff %d/%d (%s)", done, total, cutoff.date())
                 advance(1)
 
-            snaps = build_snapshots(
+            tables_out = build_snapshot_tables(
                 events,
                 tables["labels"],
                 cutoffs,
@@ -117,7 +120,9 @@ def main(
                 active_days=params.features.active_days,
                 progress=step,
             )
+    snaps = tables_out.rows
     write_parquet(snaps, out_dir / SNAPSHOTS_FILE_NAME)
+    write_parquet(tables_out.known, out_dir / KNOWN_ABUSERS_FILE_NAME)
     save_review_models(out_dir / REVIEW_MODELS_DIR, evidence.model, params.features.lexicon_path())
     write_json(
         {
@@ -127,6 +132,7 @@ def main(
             "horizon": horizon.to_dict(),
             "rows": len(snaps),
             "positives": int(snaps["target"].sum()),
+            "known_abuser_rows": len(tables_out.known),
         },
         out_dir / MANIFEST_FILE_NAME,
     )

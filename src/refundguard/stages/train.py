@@ -16,6 +16,7 @@ import pandas as pd
 from refundguard.config import load_params
 from refundguard.data.io import read_json
 from refundguard.errors import DataContractError
+from refundguard.features.build import known_abuser_rows
 from refundguard.features.extortion import REVIEW_MODELS_DIR
 from refundguard.model.bundle import (
     DEMAND_DIR,
@@ -83,6 +84,8 @@ def _log_run(
             "train_rows": result.rows["train"],
             "valid_rows": result.rows["valid"],
             "calibration_rows": result.rows["calibration"],
+            "known_abusers": "positive" if result.rows["known_abusers"] else "none",
+            "known_abuser_rows": result.rows["known_abusers"],
             "holdout_rounds": holdout.best_iteration,
             "shipped_rounds": model.best_iteration,
             "shipped_rows": shipped.rows if shipped is not None else result.rows["train"],
@@ -165,6 +168,7 @@ def main(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     params = load_params(params_path)
     snapshots = pd.read_parquet(features_dir / SNAPSHOTS_FILE_NAME)
+    known = known_abuser_rows(features_dir, params.train.known_abusers)
     manifest = read_json(features_dir / MANIFEST_FILE_NAME)
     consistency: dict[str, Any] = {}
     if consistency_file is not None and consistency_file.is_file():
@@ -183,6 +187,7 @@ def main(
         seed=params.base.seed,
         horizon_days=_horizon_of(manifest, params.base.horizon_days),
         period_days=params.base.cutoff_step_days,
+        known=known,
     )
 
     data_hash = tracking.files_hash(validated_dir.glob("*.parquet"))

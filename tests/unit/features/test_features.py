@@ -516,3 +516,27 @@ def test_pipeline_snapshots_and_scorer_agree_on_the_review_text_features(project
             again[name].to_numpy(dtype="float64"), rows[name].to_numpy(dtype="float64"),
             rtol=0, atol=1e-12, err_msg=name,
         )
+
+
+def test_known_abusers_get_their_own_table(hand_tables: dict[str, pd.DataFrame]) -> None:
+    from refundguard.features.build import build_snapshot_tables
+
+    events = prepare_events(hand_tables["orders"], hand_tables["refunds"],
+                            hand_tables["reviews"], hand_tables["buyers"])
+    cutoffs = [CUTOFF, pd.Timestamp("2024-05-01", tz="Asia/Shanghai")]
+    tables = build_snapshot_tables(events, hand_tables["labels"], cutoffs, CATALOG,
+                                   horizon_days=30, active_days=365)
+    rows = build_snapshots(events, hand_tables["labels"], cutoffs, CATALOG, horizon_days=30,
+                           active_days=365)
+    pd.testing.assert_frame_equal(tables.rows, rows)
+    # b1 was labeled an abuser on 2024-04-01: a known abuser at the later cutoff only,
+    # with the same columns, features and a positive target.
+    assert list(tables.known["buyer_id"]) == ["b1"]
+    assert list(tables.known["cutoff"]) == [cutoffs[1].tz_convert("UTC")]
+    assert list(tables.known.columns) == list(rows.columns)
+    assert tables.known["target"].tolist() == [1]
+    assert tables.known["target"].dtype == rows["target"].dtype
+    every = compute_features(events, cutoffs[1], CATALOG, buyer_ids=["b1"])
+    pd.testing.assert_frame_equal(
+        tables.known.drop(columns="target").reset_index(drop=True), every
+    )

@@ -50,6 +50,7 @@ from refundguard.model.train import (
     train,
     train_model,
     tune,
+    with_known,
 )
 
 FAST = LightGBMParams(num_boost_round=60, early_stopping_rounds=20, min_data_in_leaf=5,
@@ -485,3 +486,93 @@ def test_train_core_fits_on_a_weighted_sample_and_calibrates_on_every_row() -> N
     assert ((prob >= 0) & (prob <= 1)).all()
     # Calibrated on unsampled rows: mean probability near the base rate.
     assert abs(float(prob.mean()) - float(snaps["target"].mean())) < 0.05
+
+
+# --- Known abusers as extra positives (train.known_abusers). ---
+
+
+def _known_rows(snaps: pd.DataFrame, buyers: int, seed: int = 1) -> pd.DataFrame:
+    """Known abusers' rows: ``buyers`` buyers active at a varying number of cutoffs."""
+    rng = np.random.default_rng(seed)
+    cutoffs = sorted(snaps["cutoff"].unique())
+    frames = []
+    for i in range(buyers):
+        first = int(rng.integers(0, len(cutoffs)))
+        for cutoff in cutoffs[first:]:
+            row = snaps[snaps["cutoff"] == cutoff].iloc[[0]].copy()
+            row["buyer_id"] = f"k{i}"
+            # Known abusers look like the positives: high on the two informative features.
+            row.iloc[0, 2:4] = 0.9 + 0.1 * rng.random(2)
+            row["target"] = 1
+            frames.append(row)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_with_known_adds_each_known_buyer_with_total_weight_one() -> None:
+    snaps = tiny_snapshots(n_cutoffs=6, rows=50)
+    known = _known_rows(snaps, buyers=7)
+    frame = snaps[snaps["cutoff"].isin(sorted(snaps["cutoff"].unique())[:4])]
+    before = (frame.copy(deep=True), known.copy(deep=True))
+    out = with_known(frame, known)
+    pd.testing.assert_frame_equal(frame, before[0])
+    pd.testing.assert_frame_equal(known, before[1])
+    added = out.iloc[len(frame):]
+    # Only the known rows of the frame's own cutoffs, every one a positive.
+    assert set(added["cutoff"]) <= set(frame["cutoff"])
+    assert len(added) == int(known["cutoff"].isin(frame["cutoff"]).sum())
+    assert (added["target"] == 1).all()
+    # Brute force: each known buyer's weights sum to one; the frame's rows weigh one.
+    totals = added.groupby("buyer_id")[WEIGHT_COLUMN].sum()
+    assert np.allclose(totals.to_numpy(), 1.0)
+    assert (out[WEIGHT_COLUMN].iloc[: len(frame)] == 1.0).all()
+
+
+@pytest.mark.parametrize("known", [None, "empty", "other_cutoffs"])
+def test_with_known_with_nothing_to_add_is_the_frame_itself(known: str | None) -> None:
+    snaps = tiny_snapshots(n_cutoffs=4, rows=20)
+    frame = snaps[snaps["cutoff"] == snaps["cutoff"].min()]
+    extra = {
+        None: None,
+        "empty": snaps.iloc[:0],
+        "other_cutoffs": _known_rows(snaps[snaps["cutoff"] > snaps["cutoff"].min()], 3),
+    }[known]
+    assert with_known(frame, extra) is frame
+
+
+def test_with_known_keeps_the_sampled_negatives_weights() -> None:
+    snaps = tiny_snapshots(n_cutoffs=4, rows=200)
+    sampled = sample_negatives(snaps, 0.5, seed=0)
+    out = with_known(sampled, _known_rows(snaps, buyers=3))
+    np.testing.assert_array_equal(
+        out[WEIGHT_COLUMN].to_numpy()[: len(sampled)], sampled[WEIGHT_COLUMN].to_numpy()
+    )
+
+
+def test_train_core_fits_on_known_abusers_but_never_validates_on_them() -> None:
+    params = tiny_params()
+    snaps = tiny_snapshots(rows=300)
+    known = _known_rows(snaps, buyers=40)
+    before = known.copy(deep=True)
+    plain = tiny_train(snaps, params)
+    result = train(
+        snaps,
+        [c for c in snaps.columns if c not in ("buyer_id", "cutoff", "target")],
+        {"refunds_90d": 1},
+        params.train,
+        params.policy,
+        seed=params.base.seed,
+        horizon_days=28,
+        period_days=28,
+        known=known,
+    )
+    pd.testing.assert_frame_equal(known, before)
+    assert result.shipped is not None and plain.shipped is not None
+    # The fits saw them: the known rows of the train cutoffs are counted and recorded.
+    train_cutoffs = list(result.split.train)
+    assert result.rows["known_abusers"] == int(known["cutoff"].isin(train_cutoffs).sum()) > 0
+    info = result.info(run_id="r", git_commit=None, data_hash=None, catalog_version="v")
+    assert info.holdout["known_abuser_rows"] == result.rows["known_abusers"]
+    assert result.model.booster.model_to_string() != plain.model.booster.model_to_string()
+    # ...but the out-of-time rows that calibrate and tier are the snapshot rows only.
+    assert result.shipped.oot_rows == plain.shipped.oot_rows
+    assert result.rows["test"] == plain.rows["test"] == 300
