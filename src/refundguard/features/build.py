@@ -82,6 +82,7 @@ def review_evidence(
         tables["refunds"],
         tables["orders"],
         refit_points(list(cutoffs), params.demand_refit_every),
+        params.demand,
     )
     return ReviewEvidence(lexicon, demand, model)
 
