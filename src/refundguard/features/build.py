@@ -135,8 +135,9 @@ class SnapshotTables:
     Attributes:
         rows: Training and evaluation rows: every active buyer not yet a labeled abuser at
             T, with ``target`` (labeled abuser within H after T).
-        known: Active buyers already labeled abusers before T, ``target`` 1. They are never
-            scored or evaluated; the train stage may fit on them as extra positives
+        known: Active buyers already labeled abusers before T by a trusted source
+            (``features.known_abuser_sources``), ``target`` 1. They are never scored or
+            evaluated; the train stage may fit on them as extra positives
             (``train.known_abusers``).
     """
 
@@ -153,6 +154,7 @@ def build_snapshot_tables(
     horizon_days: int,
     active_days: int,
     progress: Callable[[int, int, pd.Timestamp], None] | None = None,
+    trusted_sources: Sequence[str] | None = None,
 ) -> SnapshotTables:
     """Features of every active buyer at every cutoff, split into the two tables.
 
@@ -164,6 +166,8 @@ def build_snapshot_tables(
         horizon_days: The target is "labeled abuser within this many days after T".
         active_days: Only buyers who ordered in this many days before T get a row.
         progress: Called after each cutoff with (done, total, cutoff).
+        trusted_sources: ``features.known_abuser_sources``: only known abusers with an
+            abuser decision from one of these sources go to ``known`` (None: all).
 
     Returns:
         Both tables, each sorted by cutoff then buyer_id, with columns buyer_id, cutoff,
@@ -175,10 +179,13 @@ def build_snapshot_tables(
     parts, known_parts = [], []
     for done, cutoff in enumerate(cutoffs, start=1):
         feats = compute_features(events, cutoff, catalog, active_days=active_days)
-        targets = label_targets(labels, cutoff, horizon_days)
+        targets = label_targets(labels, cutoff, horizon_days, trusted_sources)
         known = isin(feats["buyer_id"], targets.known_abusers)
+        trusted = isin(feats["buyer_id"], targets.trusted_abusers)
         feats["target"] = isin(feats["buyer_id"], targets.positives).astype("int8")
-        known_parts.append(feats[known].assign(target=np.ones(int(known.sum()), dtype="int8")))
+        known_parts.append(
+            feats[trusted].assign(target=np.ones(int(trusted.sum()), dtype="int8"))
+        )
         parts.append(feats[~known])
         if progress is not None:
             progress(done, len(cutoffs), cutoff)

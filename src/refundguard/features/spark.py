@@ -103,8 +103,10 @@ NEEDED: dict[str, tuple[str, ...]] = {
     ),
     "reviews": ("review_id", "order_id", "created_at", "rating", "text"),
     "buyers": ("buyer_id", "registered_at"),
-    "labels": ("buyer_id", "label", "labeled_at"),
+    "labels": ("buyer_id", "label", "labeled_at", "source"),
 }
+# Columns the contract makes optional: a table without one gets it empty.
+OPTIONAL: dict[str, dict[str, str]] = {"labels": {"source": "string"}}
 
 
 JAVA_HINT = "install Java 17 (e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
@@ -175,7 +177,8 @@ def spark_session(
     spark.sparkContext.setLogLevel("ERROR")
     for key, value in settings.items():
         # getOrCreate returns a running session as it is; runtime SQL settings still apply.
-        if key.startswith("spark.sql.") and not key.startswith("spark.sql.warehouse"):
+        # Static ones (spark.sql.extensions, the catalog) cannot change once it runs.
+        if key.startswith("spark.sql.") and spark.conf.isModifiable(key):
             spark.conf.set(key, value)
     return spark
 
@@ -647,6 +650,11 @@ def for_arrow(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _needed(df: DataFrame, name: str) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    for col, dtype in OPTIONAL.get(name, {}).items():
+        if col not in df.columns:
+            df = df.withColumn(col, F.lit(None).cast(dtype))
     missing = [c for c in NEEDED[name] if c not in df.columns]
     if missing:
         raise DataContractError(
@@ -717,6 +725,7 @@ def bucket_features(
     keep_known_abusers: bool = False,
     lexicon: Lexicon | None = None,
     demand_at: Sequence[pd.Timestamp] = (),
+    trusted_sources: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Features of one bucket of buyers at every cutoff, with the local core.
 
@@ -735,12 +744,13 @@ def bucket_features(
         lexicon: The extortion lexicon (None: the shipped one).
         demand_at: The demand models' training cutoffs; the reviews then carry
             ``demand_<k>`` columns (:meth:`DemandScores.wide`).
+        trusted_sources: ``features.known_abuser_sources`` (None: every source).
 
     Returns:
         buyer_id, cutoff, the local features, target, ``_row``: True for snapshot
         rows; False for buyers kept only for their refund rate (inactive, or already
         known abusers, whom linked accounts still average over); and ``_known``: active
-        buyers labeled abusers before the cutoff.
+        buyers labeled abusers before the cutoff by a trusted source.
     """
     t = {name: _table_of(pdf, name, columns[name]) for name in TABLES}
     reviews = t["reviews"]
@@ -785,12 +795,12 @@ def bucket_features(
         out["cutoff"] = cut
         for n in local_names:
             out[n] = values[n][codes]
-        targets = label_targets(t["labels"], cut, horizon_days)
+        targets = label_targets(t["labels"], cut, horizon_days, trusted_sources)
         ids = out["buyer_id"]
         out["target"] = ids.isin(targets.positives).astype("int32").to_numpy()
         known = ids.isin(targets.known_abusers).to_numpy()
         out[ROW] = recent[codes]
-        out[KNOWN] = out[ROW].to_numpy() & known
+        out[KNOWN] = out[ROW].to_numpy() & ids.isin(targets.trusted_abusers).to_numpy()
         if not keep_known_abusers:
             out[ROW] &= ~known
         parts.append(out)
@@ -812,6 +822,7 @@ def featurize_spark(
     lexicon: Lexicon | None = None,
     demand: DemandScores | None = None,
     known_rows: bool = False,
+    trusted_sources: Sequence[str] | None = None,
 ) -> DataFrame:
     """The snapshot table of :func:`refundguard.features.build_snapshots`, on Spark.
 
@@ -830,6 +841,7 @@ def featurize_spark(
         demand: Demand-model scores by training cutoff, as the local path's (computed
             once on the driver: the model learns from every buyer's reviews), or None.
         known_rows: Also return the known abusers' rows (see :func:`featurize_tables`).
+        trusted_sources: ``features.known_abuser_sources`` (None: every source).
 
     Returns:
         A lazy Spark DataFrame: buyer_id, cutoff, the catalog's features in order, target;
@@ -860,6 +872,7 @@ def featurize_spark(
         demand=demand_frame(spark, demand),
         demand_at=demand.trained_at if demand is not None else (),
         known_rows=known_rows,
+        trusted_sources=trusted_sources,
     )
 
 
@@ -915,6 +928,7 @@ def featurize_tables(
     lexicon: Lexicon | None = None,
     demand: DataFrame | None = None,
     demand_at: Sequence[pd.Timestamp] = (),
+    trusted_sources: Sequence[str] | None = None,
 ) -> DataFrame:
     """:func:`featurize_spark` from Spark DataFrames (e.g. warehouse tables).
 
@@ -937,6 +951,8 @@ def featurize_tables(
         lexicon: The extortion lexicon (None: the shipped one).
         demand: review_id and ``demand_<k>`` (:func:`demand_frame`), or None.
         demand_at: The training cutoff of each ``demand_<k>``.
+        trusted_sources: Label sources whose abuser decisions put a known abuser among
+            the ``known_rows`` (None: every source).
 
     Returns:
         As :func:`featurize_spark`.
@@ -965,6 +981,7 @@ def featurize_tables(
         + ["target int", f"{ROW} boolean", f"{KNOWN} boolean"]
     )
     catalog_ = tuple(catalog)
+    trusted = tuple(trusted_sources) if trusted_sources is not None else None
 
     def run(pdf: pd.DataFrame) -> pd.DataFrame:
         return bucket_features(
@@ -981,6 +998,7 @@ def featurize_tables(
             keep_known_abusers=keep_known_abusers,
             lexicon=lexicon,
             demand_at=demand_at_,
+            trusted_sources=trusted,
         )
 
     per_buyer = (
@@ -1240,6 +1258,7 @@ def snapshots_on_spark(
                 lexicon=evidence.lexicon if evidence is not None else None,
                 demand=evidence.demand if evidence is not None else None,
                 known_rows=True,
+                trusted_sources=params.features.known_abuser_sources,
             )
         ))
     finally:

@@ -27,19 +27,31 @@ class Targets:
         positives: Buyers labeled abusers in [T, T + H).
         known_abusers: Buyers whose latest decision before T was "abuser"; they are
             already handled, so they get no training row at T.
+        trusted_abusers: The known abusers with an abuser decision before T from a
+            trusted source (every known abuser when no sources are named, when the labels
+            have no ``source`` column, or for a decision without a source): the ones the
+            train stage may fit on as positives.
     """
 
     positives: frozenset[str]
     known_abusers: frozenset[str]
+    trusted_abusers: frozenset[str] = frozenset()
 
 
-def label_targets(labels: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int) -> Targets:
+def label_targets(
+    labels: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    horizon_days: int,
+    trusted_sources: Sequence[str] | None = None,
+) -> Targets:
     """Who becomes a labeled abuser within the horizon, and who already was one.
 
     Args:
-        labels: buyer_id, label (0/1), labeled_at (UTC).
+        labels: buyer_id, label (0/1), labeled_at (UTC), and optionally source.
         cutoff: The cutoff T (UTC).
         horizon_days: H.
+        trusted_sources: Label sources whose abuser decisions are trusted
+            (``features.known_abuser_sources``); None trusts every source.
 
     Returns:
         The targets at T.
@@ -51,9 +63,16 @@ def label_targets(labels: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int)
     in_window = positive & (at >= t) & (at < end)
     before = labels[at < t].sort_values(["labeled_at", "label"], kind="stable")
     latest = before.drop_duplicates("buyer_id", keep="last")
+    known = frozenset(latest.loc[latest["label"] == 1, "buyer_id"])
+    trusted = known
+    if trusted_sources is not None and "source" in labels.columns:
+        source = before["source"]
+        ok = (before["label"] == 1) & (source.isna() | source.isin(list(trusted_sources)))
+        trusted = known & frozenset(before.loc[ok, "buyer_id"])
     return Targets(
         positives=frozenset(labels.loc[in_window, "buyer_id"]),
-        known_abusers=frozenset(latest.loc[latest["label"] == 1, "buyer_id"]),
+        known_abusers=known,
+        trusted_abusers=trusted,
     )
 
 

@@ -119,6 +119,7 @@ def main(
                 horizon_days=horizon.days,
                 active_days=params.features.active_days,
                 progress=step,
+                trusted_sources=params.features.known_abuser_sources,
             )
     snaps = tables_out.rows
     write_parquet(snaps, out_dir / SNAPSHOTS_FILE_NAME)

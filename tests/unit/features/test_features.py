@@ -540,3 +540,22 @@ def test_known_abusers_get_their_own_table(hand_tables: dict[str, pd.DataFrame])
     pd.testing.assert_frame_equal(
         tables.known.drop(columns="target").reset_index(drop=True), every
     )
+
+
+@pytest.mark.parametrize(("sources", "in_known"), [
+    (None, True), (("platform_ruling",), True), (("manual_review",), False),
+])
+def test_known_table_keeps_only_trusted_label_sources(
+    hand_tables: dict[str, pd.DataFrame], sources: tuple[str, ...] | None, in_known: bool
+) -> None:
+    from refundguard.features.build import build_snapshot_tables
+
+    events = prepare_events(hand_tables["orders"], hand_tables["refunds"],
+                            hand_tables["reviews"], hand_tables["buyers"])
+    later = pd.Timestamp("2024-05-01", tz="Asia/Shanghai")
+    tables = build_snapshot_tables(events, hand_tables["labels"], [later], CATALOG,
+                                   horizon_days=30, active_days=365, trusted_sources=sources)
+    # b1's only decision is a platform ruling: a known abuser either way, so never a
+    # snapshot row; a training positive only when that source is trusted.
+    assert "b1" not in set(tables.rows["buyer_id"])
+    assert ("b1" in set(tables.known["buyer_id"])) == in_known

@@ -107,6 +107,44 @@ def test_known_abuser_can_also_be_positive_again() -> None:
     assert targets.positives == frozenset({"b1"})
 
 
+RULINGS = ("platform_ruling", "manual_review")
+
+
+@pytest.mark.parametrize(
+    ("decisions", "sources", "trusted"),
+    [
+        # A merchant's report alone makes a known abuser, not a trusted one.
+        ([(1, "merchant_report")], RULINGS, False),
+        ([(1, "platform_ruling")], RULINGS, True),
+        # Any trusted abuser decision before T counts, whatever came after.
+        ([(1, "manual_review"), (1, "merchant_report")], RULINGS, True),
+        ([(1, "merchant_report"), (1, "manual_review")], RULINGS, True),
+        # No sources named: every known abuser is trusted.
+        ([(1, "merchant_report")], None, True),
+        # A decision without a source always counts.
+        ([(1, None)], RULINGS, True),
+        # A trusted ruling that was overturned: not a known abuser at all.
+        ([(1, "platform_ruling"), (0, "manual_review")], RULINGS, False),
+    ],
+)
+def test_trusted_abusers_by_label_source(
+    decisions: list[tuple[int, str | None]], sources: tuple[str, ...] | None, trusted: bool
+) -> None:
+    labels = _labels(
+        [("b1", label, T - (30 - 10 * i) * DAY) for i, (label, _) in enumerate(decisions)]
+    )
+    labels["source"] = pd.Series([src for _, src in decisions], dtype="str")
+    targets = label_targets(labels, T, 56, sources)
+    assert targets.trusted_abusers == (frozenset({"b1"}) if trusted else frozenset())
+    assert targets.trusted_abusers <= targets.known_abusers
+
+
+def test_labels_without_a_source_column_trust_every_known_abuser() -> None:
+    labels = _labels([("b1", 1, T - 10 * DAY), ("b2", 0, T - 10 * DAY)])
+    targets = label_targets(labels, T, 56, RULINGS)
+    assert targets.trusted_abusers == targets.known_abusers == frozenset({"b1"})
+
+
 def test_empty_labels() -> None:
     targets = label_targets(_labels([]), T, 56)
     assert targets.positives == frozenset() and targets.known_abusers == frozenset()
