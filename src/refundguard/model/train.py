@@ -79,11 +79,14 @@ def booster_params(
     """
     out: dict[str, Any] = {
         "objective": "binary",
-        # Early stopping follows the first metric. Average precision on one validation
-        # cutoff (94 positives on the default world) is too noisy to stop on: it peaked
-        # at 3-5 rounds and the test AP was 0.153; log loss stopped at 71 rounds, test AP
-        # 0.197 (AUC 0.893 -> 0.906) on the same rows.
-        "metric": ["binary_logloss", "average_precision"],
+        # Early stopping follows the first metric, the ranking's AUC. Average precision
+        # on one validation cutoff (94 positives on the default world) is too noisy to
+        # stop on: it peaked at 3-5 rounds and the test AP was 0.153. Log loss stopped at
+        # 71 rounds there (test AP 0.197), but on the young world (49 validation
+        # positives, the known abusers' extra positives in training) at 32, where AUC
+        # kept rising to 342 rounds; so did the AUC against the truth at the export date
+        # (0.758 at 52 shipped rounds, 0.792 at 200, 0.801 at 400, AP flat at 0.59).
+        "metric": ["auc", "binary_logloss", "average_precision"],
         "first_metric_only": True,
         "learning_rate": p.learning_rate,
         "num_leaves": p.num_leaves,
@@ -181,8 +184,6 @@ def sample_rows(frame: pd.DataFrame, max_rows: int, *, seed: int) -> pd.DataFram
 
 # A row's training weight, when negatives were sampled (sample_negatives); absent: 1.
 WEIGHT_COLUMN = "_weight"
-# True on the rows with_known added (known abusers, extra positives).
-KNOWN_COLUMN = "_known"
 
 
 def sample_negatives(frame: pd.DataFrame, share: float, *, seed: int) -> pd.DataFrame:
@@ -243,46 +244,10 @@ def with_known(frame: pd.DataFrame, known: pd.DataFrame | None) -> pd.DataFrame:
     per_buyer = extra.groupby("buyer_id", sort=False)["cutoff"].transform("size")
     extra = extra.assign(
         target=np.ones(len(extra), dtype=frame["target"].dtype),
-        **{WEIGHT_COLUMN: 1.0 / per_buyer.to_numpy(dtype="float64"), KNOWN_COLUMN: True},
+        **{WEIGHT_COLUMN: 1.0 / per_buyer.to_numpy(dtype="float64")},
     )
     base = frame if WEIGHT_COLUMN in frame.columns else frame.assign(**{WEIGHT_COLUMN: 1.0})
-    base = base.assign(**{KNOWN_COLUMN: False})
     return pd.concat([base, extra[list(base.columns)]], ignore_index=True)
-
-
-def prior_offset(frame: pd.DataFrame) -> float:
-    """Log-odds shift that the known abusers' extra positives put on a booster's scores.
-
-    A booster fitted with extra positives over-predicts by about the ratio of the
-    training odds with and without them (prior correction, as for case-control samples:
-    King and Zeng, "Logistic Regression in Rare Events Data", 2001). Early stopping's log
-    loss on validation rows (which have no known abusers) would count that constant
-    shift as error and stop early: on the young world the held-out booster stopped at
-    32 rounds and lost AUC to the plain baseline; the offset lets it judge the ranking.
-
-    Args:
-        frame: Training rows from :func:`with_known` (or any frame; no known rows: 0).
-
-    Returns:
-        logit(base rate without the known rows) - logit(base rate with them), both
-        weighted; 0 when nothing was added.
-    """
-    if KNOWN_COLUMN not in frame.columns or not frame[KNOWN_COLUMN].any():
-        return 0.0
-    y = frame["target"].to_numpy(dtype="float64")
-    w = (
-        frame[WEIGHT_COLUMN].to_numpy(dtype="float64")
-        if WEIGHT_COLUMN in frame.columns
-        else np.ones(len(frame))
-    )
-    own = ~frame[KNOWN_COLUMN].to_numpy(dtype=bool)
-
-    def logit(mask: np.ndarray) -> float:
-        p = float(np.sum(w[mask] * y[mask]) / max(float(np.sum(w[mask])), 1e-12))
-        p = min(max(p, 1e-9), 1 - 1e-9)
-        return math.log(p / (1 - p))
-
-    return logit(own) - logit(np.ones(len(frame), dtype=bool))
 
 
 def _weights(frame: pd.DataFrame) -> np.ndarray | None:
@@ -374,13 +339,10 @@ def datasets(
         params=ds_params,
         free_raw_data=False,
     )
-    offset = prior_offset(train)
     dvalid = lgb.Dataset(
         _matrix(valid, features),
         label=valid["target"].to_numpy(),
         reference=dtrain,
-        # Validation scores on the scale of the rows without extra positives (0: none).
-        init_score=np.full(len(valid), offset) if offset else None,
         params=ds_params,
         free_raw_data=False,
     )

@@ -43,7 +43,6 @@ from refundguard.model.train import (
     fit_booster,
     fit_rounds,
     monotone_vector,
-    prior_offset,
     reference_distribution,
     rolling_scores,
     sample_negatives,
@@ -577,22 +576,3 @@ def test_train_core_fits_on_known_abusers_but_never_validates_on_them() -> None:
     # ...but the out-of-time rows that calibrate and tier are the snapshot rows only.
     assert result.shipped.oot_rows == plain.shipped.oot_rows
     assert result.rows["test"] == plain.rows["test"] == 300
-
-
-def test_prior_offset_is_the_log_odds_the_known_rows_add() -> None:
-    snaps = tiny_snapshots(n_cutoffs=4, rows=200)
-    assert prior_offset(snaps) == 0.0
-    frame = with_known(snaps, _known_rows(snaps, buyers=30))
-    y = frame["target"].to_numpy(dtype=float)
-    w = frame[WEIGHT_COLUMN].to_numpy()
-    own = ~frame["_known"].to_numpy(dtype=bool)
-    p0 = (w[own] * y[own]).sum() / w[own].sum()
-    p1 = (w * y).sum() / w.sum()
-    expected = np.log(p0 / (1 - p0)) - np.log(p1 / (1 - p1))
-    assert prior_offset(frame) == pytest.approx(expected) and expected < 0
-    # The validation rows are scored on the scale of the rows without known abusers.
-    features = [c for c in snaps.columns if c not in ("buyer_id", "cutoff", "target")]
-    _, dvalid = datasets(frame, snaps.head(50), features, 63)
-    assert np.allclose(dvalid.get_init_score(), expected)
-    _, plain_valid = datasets(snaps, snaps.head(50), features, 63)
-    assert plain_valid.get_init_score() is None
