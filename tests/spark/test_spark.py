@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.fixtures import REPO, tiny_params
+from tests.fixtures import REPO, assert_same_feature_values, tiny_params
 
 from refundguard.config import FeaturesParams, Params, load_params
 from refundguard.data.io import write_parquet
@@ -149,16 +149,7 @@ def _assert_same_snapshots(local: pd.DataFrame, spark: pd.DataFrame, catalog: ob
     assert (spark["buyer_id"].to_numpy() == local["buyer_id"].to_numpy()).all()
     assert (spark["cutoff"].to_numpy() == local["cutoff"].to_numpy()).all()
     assert (spark["target"].to_numpy() == local["target"].to_numpy()).all()
-    for f in catalog:  # type: ignore[attr-defined]
-        a = local[f.name].to_numpy(dtype="float64")
-        b = spark[f.name].to_numpy(dtype="float64")
-        assert (np.isnan(a) == np.isnan(b)).all(), f"{f.name}: NaN in different rows"
-        ok = ~np.isnan(a)
-        if f.unit == "count":
-            assert (a[ok] == b[ok]).all(), f"{f.name}: counts differ"
-        else:
-            worst = float(np.max(np.abs(a[ok] - b[ok]), initial=0.0))
-            assert worst <= 1e-12, f"{f.name}: differs by {worst}"
+    assert_same_feature_values(local, spark, catalog)  # type: ignore[arg-type]
 
 
 def test_spark_features_equal_local_for_every_buyer_and_cutoff(spark: object, world: World) -> None:

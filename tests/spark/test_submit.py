@@ -14,11 +14,10 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from tests.fixtures import REPO, VENV_BIN, tiny_params_dict
+from tests.fixtures import REPO, VENV_BIN, assert_same_feature_values, tiny_params_dict
 
 from refundguard.config import load_params
 from refundguard.data.io import write_parquet
@@ -140,16 +139,7 @@ def test_spark_submit_writes_the_features_stages_rows(tmp_path: Path) -> None:
     assert len(got) == len(expected) >= 300
     assert (got["buyer_id"].to_numpy() == expected["buyer_id"].to_numpy()).all()
     assert (got["target"].to_numpy() == expected["target"].to_numpy()).all()
-    for f in catalog:
-        a = expected[f.name].to_numpy(dtype="float64")
-        b = got[f.name].to_numpy(dtype="float64")
-        assert (np.isnan(a) == np.isnan(b)).all(), f"{f.name}: NaN in different rows"
-        ok = ~np.isnan(a)
-        if f.unit == "count":
-            assert (a[ok] == b[ok]).all(), f"{f.name}: counts differ"
-        else:
-            worst = float(np.max(np.abs(a[ok] - b[ok]), initial=0.0))
-            assert worst <= 1e-12, f"{f.name}: differs by {worst}"
+    assert_same_feature_values(expected, got, catalog)
     # What crosses buckets or comes from the driver is in the comparison: links, the
     # category medians, the sentiment table and the review demand model's scores.
     assert (got["linked_accounts_any"] > 0).sum() > 50

@@ -326,7 +326,9 @@ def tiny_params() -> Params:
     )
 
 
-def tiny_train(snapshots: pd.DataFrame, params: Params) -> TrainingResult:
+def tiny_train(
+    snapshots: pd.DataFrame, params: Params, known: pd.DataFrame | None = None
+) -> TrainingResult:
     return train(
         snapshots,
         [c for c in snapshots.columns if c not in ("buyer_id", "cutoff", "target")],
@@ -336,6 +338,7 @@ def tiny_train(snapshots: pd.DataFrame, params: Params) -> TrainingResult:
         seed=params.base.seed,
         horizon_days=28,
         period_days=28,
+        known=known,
     )
 
 
@@ -554,17 +557,7 @@ def test_train_core_fits_on_known_abusers_but_never_validates_on_them() -> None:
     known = _known_rows(snaps, buyers=40)
     before = known.copy(deep=True)
     plain = tiny_train(snaps, params)
-    result = train(
-        snaps,
-        [c for c in snaps.columns if c not in ("buyer_id", "cutoff", "target")],
-        {"refunds_90d": 1},
-        params.train,
-        params.policy,
-        seed=params.base.seed,
-        horizon_days=28,
-        period_days=28,
-        known=known,
-    )
+    result = tiny_train(snaps, params, known)
     pd.testing.assert_frame_equal(known, before)
     assert result.shipped is not None and plain.shipped is not None
     # The fits saw them: the known rows of the train cutoffs are counted and recorded.
